@@ -1,0 +1,72 @@
+# Corral developer entry points. Every target installs what it needs on a bare machine
+# and is quick when it already has: uv is bootstrapped into ~/.cache/corral, the virtualenv
+# comes from uv.lock, and the Kubernetes binaries are built once into ~/.cache/corral/bin.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CACHE ?= $(HOME)/.cache/corral
+UV_VERSION := 0.13.8
+UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv $(CACHE)/uv-$(UV_VERSION)
+	$(CACHE)/uv-$(UV_VERSION)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --all-groups
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.synced ## create .venv from uv.lock
+
+uv.lock: pyproject.toml | $(UV)
+	$(UV) lock
+
+.PHONY: binaries
+binaries: venv ## build the pinned Kubernetes, etcd, kwok and helm binaries into the cache
+	$(PY) hack/cluster.py build
+
+.PHONY: cluster-up
+cluster-up: venv ## start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok)
+	$(PY) hack/cluster.py up
+
+.PHONY: cluster-down
+cluster-down: venv ## stop exactly what cluster-up started and remove its state
+	$(PY) hack/cluster.py down
+
+.PHONY: lint
+lint: venv ## ruff, mypy (strict), import-linter contracts, CRD staleness
+	$(VENV)/bin/ruff check src tests hack bench
+	$(VENV)/bin/ruff format --check src tests hack bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+.PHONY: fmt
+fmt: venv ## format and autofix
+	$(VENV)/bin/ruff format src tests hack bench
+	$(VENV)/bin/ruff check --fix src tests hack bench
+
+.PHONY: crds
+crds: venv ## regenerate crds/ from corral.api
+	$(VENV)/bin/corral crds --output-dir crds
+
+.PHONY: test
+test: venv binaries ## every test, including those against the real API server
+	$(VENV)/bin/pytest
+
+.PHONY: demo
+demo: venv binaries ## the whole path on the local control plane, ending in a streamed chat
+	$(PY) hack/demo.py up
+
+.PHONY: demo-down
+demo-down: venv ## stop what make demo started
+	$(PY) hack/demo.py down
