@@ -56,8 +56,14 @@ fmt: venv ## format and autofix
 	$(VENV)/bin/ruff check --fix src tests hack bench
 
 .PHONY: crds
-crds: venv ## regenerate crds/ from corral.api
+crds: venv ## regenerate crds/ (and the chart's copy) from corral.api
 	$(VENV)/bin/corral crds --output-dir crds
+	rm -f charts/corral/files/crds/*.yaml
+	cp crds/*.yaml charts/corral/files/crds/
+
+.PHONY: manifests
+manifests: crds ## regenerate deploy/ (plain manifests) from the Helm chart
+	$(PY) hack/deploymanifests.py --write
 
 .PHONY: test
 test: venv binaries ## every test, including those against the real API server

@@ -1,0 +1,171 @@
+"""The Helm chart, offline: it lints strictly, its schema covers and checks every value, its
+CRDs are the repository's, and the plain manifests in deploy/ are generated from it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import deploymanifests
+from localcluster import binaries, settings
+
+ROOT = Path(__file__).resolve().parents[3]
+CHART = ROOT / "charts" / "corral"
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    return binaries.ensure(settings.Settings.from_env(), ["helm"])["helm"]
+
+
+def template(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(helm), "template", "corral", str(CHART), "--namespace", "corral-system", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+def documents(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def test_helm_lint_strict_passes(helm: Path) -> None:
+    result = subprocess.run(
+        [str(helm), "lint", "--strict", str(CHART)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_chart_crds_are_the_repository_crds() -> None:
+    chart_copies = {p.name: p.read_text() for p in (CHART / "files" / "crds").glob("*.yaml")}
+    repository = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
+    assert repository, "crds/ is empty"
+    assert chart_copies == repository, "charts/corral/files/crds is stale: run `make crds`"
+
+
+def test_rendered_crds_equal_the_repository_crds_but_for_helm_metadata(helm: Path) -> None:
+    rendered = {
+        doc["metadata"]["name"]: doc
+        for doc in documents(template(helm).stdout)
+        if doc["kind"] == "CustomResourceDefinition"
+    }
+    for path in (ROOT / "crds").glob("*.yaml"):
+        expected = yaml.safe_load(path.read_text())
+        got = rendered.pop(expected["metadata"]["name"])
+        assert got["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert got["spec"] == expected["spec"]
+    assert not rendered, f"chart renders CRDs that crds/ lacks: {sorted(rendered)}"
+
+
+def test_plain_manifests_are_generated_from_the_chart_defaults(helm: Path) -> None:
+    committed = (ROOT / "deploy" / "corral.yaml").read_text()
+    assert deploymanifests.render(helm) == committed, "deploy/ is stale: run `make manifests`"
+
+
+def test_cluster_wide_mode_binds_a_cluster_role_and_watches_all_namespaces(helm: Path) -> None:
+    docs = documents(template(helm).stdout)
+    kinds = {doc["kind"] for doc in docs}
+    assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
+    assert "Role" not in kinds
+    deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--all-namespaces" in container["args"]
+
+
+def test_namespaced_mode_renders_a_role_per_watched_namespace(helm: Path) -> None:
+    docs = documents(
+        template(
+            helm, "--set", "watch.allNamespaces=false", "--set", "watch.namespaces={team-a,team-b}"
+        ).stdout
+    )
+    roles = sorted(doc["metadata"]["namespace"] for doc in docs if doc["kind"] == "Role")
+    bindings = sorted(doc["metadata"]["namespace"] for doc in docs if doc["kind"] == "RoleBinding")
+    assert roles == bindings == ["team-a", "team-b"]
+    assert not [doc for doc in docs if doc["kind"].startswith("Cluster")]
+    deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args
+
+
+def test_operator_pod_is_restricted_recreated_and_probed_for_liveness_only(helm: Path) -> None:
+    deployment = next(
+        doc for doc in documents(template(helm).stdout) if doc["kind"] == "Deployment"
+    )
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert "readinessProbe" not in container
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+
+
+def test_service_monitor_is_rendered_only_when_the_api_exists(helm: Path) -> None:
+    enabled = ("--set", "metrics.serviceMonitor.enabled=true")
+    without_api = documents(template(helm, *enabled).stdout)
+    with_api = documents(
+        template(helm, *enabled, "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor").stdout
+    )
+    assert "ServiceMonitor" not in {doc["kind"] for doc in without_api}
+    assert "ServiceMonitor" in {doc["kind"] for doc in with_api}
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--set", "operator.livenessPort=abc"), "/operator/livenessPort"),
+        (("--set", "watch.allNamespaces=false"), "/watch/namespaces"),
+        (("--set", "runtime.image.pullPolicy=Sometimes"), "/runtime/image/pullPolicy"),
+        (("--set", "operator.logLevel=loud"), "/operator/logLevel"),
+        (("--set", "operatr.logLevel=info"), "operatr"),
+        (
+            ("--set", "watch.namespaces={Bad_Name}", "--set", "watch.allNamespaces=false"),
+            "/watch/namespaces/0",
+        ),
+    ],
+)
+def test_a_bad_value_is_refused_with_a_message_naming_it(
+    helm: Path, args: tuple[str, ...], named: str
+) -> None:
+    result = template(helm, *args, check=False)
+    assert result.returncode != 0
+    assert named in result.stderr, result.stderr
+
+
+def _leaf_paths(value: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(value, dict) and value:
+        return [p for key, child in value.items() for p in _leaf_paths(child, (*prefix, key))]
+    return [prefix]
+
+
+def test_values_schema_describes_every_default_value() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for path in _leaf_paths(values):
+        node = schema
+        for key in path:
+            props = node.get("properties", {})
+            if key not in props:
+                # free-form maps (resources, nodeSelector, ...) describe their entries generically
+                assert (
+                    "additionalProperties" in node and node["additionalProperties"] is not False
+                ), f"values.schema.json does not describe {'.'.join(path)}"
+                break
+            node = props[key]
+        else:
+            assert "description" in node or node.get("type") == "object", ".".join(path)
