@@ -1,0 +1,130 @@
+"""The `gemini` provider: Google's Gemini API through the maintained `google-genai` SDK.
+
+One long-lived `genai.Client` per model endpoint, created by `factory.build_chain` at startup,
+on an httpx client we own (so timeouts and errors are httpx's, and we close it), with the SDK's
+retries off (the failover chain retries). Shapes are translated by `gemini_mapping`; SDK and
+transport exceptions become our `ProviderError` classes here and nowhere else. Network I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pydantic
+from google import genai
+from google.genai import errors, types
+
+from corral.runtime.providers import base, gemini_mapping, upstream
+
+NAME = "gemini"
+CONNECT_TIMEOUT = 10.0
+# As many connections as the openai SDK allows by default: one per in-flight request.
+LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+
+class GeminiProvider:
+    """One Gemini model."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
+        self._model = model
+        self._temperature = temperature
+        self._max_tokens = max_tokens
+        self._signatures = gemini_mapping.ThoughtSignatures()
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)), limits=LIMITS
+        )
+        options = types.HttpOptions(
+            base_url=base_url,
+            timeout=int(timeout * 1000),
+            retry_options=types.HttpRetryOptions(attempts=1),
+            httpx_async_client=self._http,
+        )
+        self._client = genai.Client(api_key=api_key, http_options=options)
+
+    @property
+    def provider(self) -> str:
+        return NAME
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    async def complete(self, params: base.ChatParams) -> base.Completion:
+        contents, config = self._request(params)
+        try:
+            response = await self._client.aio.models.generate_content(
+                model=self._model, contents=contents, config=config
+            )
+            return gemini_mapping.completion_from(response, self._model, self._signatures)
+        except (errors.APIError, httpx.HTTPError, ValueError, pydantic.ValidationError) as err:
+            raise provider_error(err) from err
+
+    async def stream(self, params: base.ChatParams) -> AsyncIterator[base.Delta]:
+        contents, config = self._request(params)
+        mapper = gemini_mapping.StreamMapper(self._signatures)
+        try:
+            pieces = await self._client.aio.models.generate_content_stream(
+                model=self._model, contents=contents, config=config
+            )
+            try:
+                async for piece in pieces:
+                    delta = mapper.feed(piece)
+                    if delta is not None:
+                        yield delta
+            finally:
+                # Release the connection now if our consumer stops early, not at GC time.
+                close = getattr(pieces, "aclose", None)
+                if close is not None:
+                    await close()
+            closing = mapper.end()
+        except (errors.APIError, httpx.HTTPError, ValueError, pydantic.ValidationError) as err:
+            raise provider_error(err) from err
+        yield closing
+
+    async def aclose(self) -> None:
+        await self._client.aio.aclose()
+        await self._http.aclose()
+
+    def _request(
+        self, params: base.ChatParams
+    ) -> tuple[list[types.Content], types.GenerateContentConfig]:
+        try:
+            system, contents = gemini_mapping.contents_from(params.messages, self._signatures)
+            config = gemini_mapping.config_from(
+                params, system, temperature=self._temperature, max_tokens=self._max_tokens
+            )
+        except (gemini_mapping.UnsupportedInput, pydantic.ValidationError) as err:
+            raise base.ProviderRejected(str(err), provider=NAME, status=400) from err
+        return contents, config
+
+
+def provider_error(err: Exception) -> base.ProviderError:
+    """Our error for an exception the SDK, httpx or the response parsing raised."""
+    if isinstance(err, errors.APIError):
+        return upstream.error_for_status(NAME, err.code, err.message or "", _retry_after(err))
+    if isinstance(err, httpx.TimeoutException):
+        return base.ProviderTimeout("upstream timed out", provider=NAME)
+    if isinstance(err, httpx.HTTPError):
+        return base.ProviderUnavailable(f"cannot reach upstream: {err}", provider=NAME)
+    return base.ProviderUnavailable("malformed response from upstream", provider=NAME)
+
+
+def _retry_after(err: errors.APIError) -> float | None:
+    headers = getattr(err.response, "headers", None)
+    from_headers = upstream.retry_after_from_headers(headers)
+    if from_headers is not None:
+        return from_headers
+    details = err.details.get("error", err.details) if isinstance(err.details, dict) else None
+    if isinstance(details, dict):
+        return upstream.retry_after_from_google_details(details.get("details"))
+    return None
