@@ -1,0 +1,13 @@
+"""The pinned versions of every binary the local control plane runs: the one place to bump them.
+
+Pure data; no I/O. `hack/gomod/*/go.mod` pins the same Kubernetes and etcd versions for the Go
+build (`binaries.check_gomod_pins` refuses to build when they disagree), so bump both together;
+`hack/kwok/stages.yaml` is copied from the kwok release named here.
+"""
+
+from __future__ import annotations
+
+KUBERNETES = "1.35.4"
+ETCD = "3.6.16"
+KWOK = "0.8.0"
+HELM = "4.3.1"
