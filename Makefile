@@ -56,8 +56,9 @@ fmt: venv ## format and autofix
 	$(VENV)/bin/ruff check --fix src tests hack bench
 
 .PHONY: crds
-crds: venv ## regenerate crds/ (and the chart's copy) from corral.api
+crds: venv ## regenerate crds/, the chart's copy and docs/reference.md from corral.api
 	$(VENV)/bin/corral crds --output-dir crds
+	$(PY) -m corral.api.reference docs/reference.md
 	rm -f charts/corral/files/crds/*.yaml
 	cp crds/*.yaml charts/corral/files/crds/
 

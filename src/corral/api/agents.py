@@ -1,0 +1,217 @@
+"""The Agent kind: a model, its fallbacks, a persona, tools, limits and placement. Pure."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from corral.api.common import (
+    Condition,
+    HttpUrl,
+    LocalObjectReference,
+    Model,
+    ObjectName,
+    SecretKeySelector,
+)
+from corral.api.placement import Affinity, Labels, ResourceRequirements, Toleration
+
+Provider = Literal["openai", "gemini"]
+
+MSG_FALLBACK_DIFFERS = (
+    "each entry of spec.fallbacks must differ from spec.model "
+    "(provider, name or baseURL): a fallback to the same model cannot help"
+)
+MSG_UNIQUE_TOOLS = "spec.tools must not name the same Tool twice"
+MSG_RATE_LIMIT_EMPTY = "spec.rateLimit must set requestsPerMinute, tokensPerMinute or both"
+
+
+class ModelSpec(Model):
+    """One model endpoint: the primary in spec.model, or a fallback."""
+
+    provider: Provider = Field(description="openai (any OpenAI-compatible server) or gemini.")
+    name: str = Field(min_length=1, max_length=256, description="Model name, e.g. gpt-4o-mini.")
+    base_url: HttpUrl | None = Field(
+        default=None,
+        alias="baseURL",
+        description="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama, ...);"
+        " unset means the provider's public endpoint.",
+    )
+    api_key_secret_ref: SecretKeySelector | None = Field(
+        default=None,
+        alias="apiKeySecretRef",
+        description="Secret key holding the provider API key; omit for keyless local servers.",
+    )
+    temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Upper bound on generated tokens per call."
+    )
+    timeout_seconds: int = Field(
+        default=60, ge=1, le=600, description="Per-attempt timeout before failing over."
+    )
+
+
+class RateLimitSpec(Model):
+    """Requests and tokens per minute, per API key (per agent when auth is off), per replica."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.requestsPerMinute) || has(self.tokensPerMinute)",
+                    "message": MSG_RATE_LIMIT_EMPTY,
+                }
+            ]
+        }
+    )
+
+    requests_per_minute: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Chat completion requests per minute."
+    )
+    tokens_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000_000,
+        description="Prompt plus completion tokens per minute (estimated before the call).",
+    )
+
+    @model_validator(mode="after")
+    def _sets_a_limit(self) -> RateLimitSpec:
+        if self.requests_per_minute is None and self.tokens_per_minute is None:
+            raise ValueError(MSG_RATE_LIMIT_EMPTY)
+        return self
+
+
+class AuthSpec(Model):
+    """Bearer API keys clients must present. The Secret key holds one key per line."""
+
+    api_keys_secret_ref: SecretKeySelector = Field(
+        description="Secret key whose value lists the accepted API keys, one per line."
+    )
+
+
+class MemorySpec(Model):
+    """Server-side conversation memory keyed by the x-session-id header."""
+
+    enabled: bool = Field(default=False, description="Keep conversation history per session.")
+    max_messages: int = Field(default=50, ge=1, le=1000, description="Messages kept per session.")
+    max_tokens: int = Field(
+        default=8000, ge=100, le=1_000_000, description="Estimated tokens kept per session."
+    )
+    ttl_seconds: int = Field(
+        default=3600, ge=10, le=604800, description="Idle time after which a session is dropped."
+    )
+    max_sessions: int = Field(
+        default=10000, ge=1, le=1_000_000, description="Sessions held; the least recent go first."
+    )
+
+
+class AgentSpec(Model):
+    """Desired state of an Agent."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.fallbacks) || self.fallbacks.all(f, "
+                    "f.provider != self.model.provider || f.name != self.model.name || "
+                    "(has(f.baseURL) ? f.baseURL : '') != "
+                    "(has(self.model.baseURL) ? self.model.baseURL : ''))",
+                    "message": MSG_FALLBACK_DIFFERS,
+                    "fieldPath": ".fallbacks",
+                },
+                {
+                    "rule": "!has(self.tools) || "
+                    "self.tools.all(t, self.tools.exists_one(u, u.name == t.name))",
+                    "message": MSG_UNIQUE_TOOLS,
+                    "fieldPath": ".tools",
+                },
+            ]
+        }
+    )
+
+    persona_ref: LocalObjectReference | None = Field(
+        default=None, description="Persona whose system prompt the Agent starts from."
+    )
+    instructions: str | None = Field(
+        default=None, max_length=32768, description="Appended to the persona's system prompt."
+    )
+    model: ModelSpec = Field(description="The primary model.")
+    fallbacks: list[ModelSpec] | None = Field(
+        default=None, max_length=5, description="Tried in order when the primary fails."
+    )
+    tools: list[LocalObjectReference] | None = Field(
+        default=None, max_length=32, description="Tools in this namespace the model may call."
+    )
+    max_tool_iterations: int = Field(
+        default=8, ge=1, le=64, description="Model turns per request before giving up on tools."
+    )
+    rate_limit: RateLimitSpec | None = Field(default=None, description="Per-replica limits.")
+    auth: AuthSpec | None = Field(default=None, description="Require bearer API keys.")
+    memory: MemorySpec | None = Field(default=None, description="Conversation memory bounds.")
+    replicas: int | None = Field(
+        default=None, ge=0, le=100, description="Pod count; leave unset when an HPA owns it."
+    )
+    resources: ResourceRequirements | None = Field(
+        default=None, description="Runtime container resources (defaults are applied if unset)."
+    )
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        pattern=r"^\S+$",
+        description="Override the runtime image for this Agent.",
+    )
+    service_account_name: ObjectName | None = Field(
+        default=None, description="ServiceAccount the runtime pods run as."
+    )
+    node_selector: Labels | None = Field(
+        default=None, max_length=64, description="Pod nodeSelector."
+    )
+    tolerations: list[Toleration] | None = Field(
+        default=None, max_length=32, description="Pod tolerations."
+    )
+    affinity: Affinity | None = Field(default=None, description="Pod affinity rules.")
+    pod_annotations: dict[str, Annotated[str, Field(max_length=8192)]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Extra annotations on the runtime pods (e.g. for scraping).",
+    )
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> AgentSpec:
+        primary = (self.model.provider, self.model.name, self.model.base_url or "")
+        for fallback in self.fallbacks or []:
+            if (fallback.provider, fallback.name, fallback.base_url or "") == primary:
+                raise ValueError(MSG_FALLBACK_DIFFERS)
+        names = [tool.name for tool in self.tools or []]
+        if len(names) != len(set(names)):
+            raise ValueError(MSG_UNIQUE_TOOLS)
+        return self
+
+
+class AgentStatus(Model):
+    """Observed state of an Agent (kstatus-compatible)."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation this status describes."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        max_length=16,
+        description="Ready (True once the current generation is rolled out and available)"
+        " and the reasons it is not.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    endpoint: str | None = Field(
+        default=None, max_length=2048, description="In-cluster OpenAI base URL of the Agent."
+    )
+    replicas: int | None = Field(default=None, ge=0, description="Pods desired.")
+    ready_replicas: int | None = Field(default=None, ge=0, description="Pods ready.")
+    updated_replicas: int | None = Field(default=None, ge=0, description="Pods on the latest spec.")
+    available_replicas: int | None = Field(default=None, ge=0, description="Pods available.")
+    config_hash: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Hash of the rendered config and referenced Secret data.",
+    )
