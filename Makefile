@@ -45,15 +45,16 @@ cluster-down: venv ## stop exactly what cluster-up started and remove its state
 
 .PHONY: lint
 lint: venv ## ruff, mypy (strict), import-linter contracts, CRD staleness
-	$(VENV)/bin/ruff check src tests hack bench
-	$(VENV)/bin/ruff format --check src tests hack bench
+	$(VENV)/bin/ruff check src tests hack bench deploy
+	$(VENV)/bin/ruff format --check src tests hack bench deploy
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint Dockerfile
 
 .PHONY: fmt
 fmt: venv ## format and autofix
-	$(VENV)/bin/ruff format src tests hack bench
-	$(VENV)/bin/ruff check --fix src tests hack bench
+	$(VENV)/bin/ruff format src tests hack bench deploy
+	$(VENV)/bin/ruff check --fix src tests hack bench deploy
 
 .PHONY: crds
 crds: venv ## regenerate crds/, the chart's copy and docs/reference.md from corral.api

@@ -117,6 +117,12 @@ def root_schema(kind: str) -> schemas.Schema:
     }
     properties["kind"] = {"type": "string", "description": "REST resource this object is."}
     properties["metadata"] = {"type": "object"}
+    # kstatus (Flux, Helm 4 --wait) reads an object without status as Current. Defaulting
+    # status.observedGeneration to 0 makes a new object InProgress until the operator has
+    # observed its generation at least once.
+    status = properties["status"]
+    status["default"] = {}
+    status["properties"]["observedGeneration"]["default"] = 0
     schema["required"] = ["spec"]
     return schema
 

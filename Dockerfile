@@ -1,0 +1,64 @@
+# syntax=docker/dockerfile:1
+# One image, both entrypoints: `corral operator ...` and `corral runtime --config ...`.
+#   docker build -t ghcr.io/corral-dev/corral:0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" .
+# The build stage installs the locked dependencies (uv.lock, hash-checked) and the wheel into a
+# virtualenv at /opt/corral; the final stage is the slim base plus that virtualenv: no uv, no
+# build tools, no compilers, running as an unprivileged numeric user.
+
+ARG PYTHON_IMAGE=python:3.11-slim-trixie
+
+FROM ${PYTHON_IMAGE} AS build
+
+ARG UV_VERSION=0.13.8
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_NO_CACHE=1
+
+RUN pip install --no-cache-dir "uv==${UV_VERSION}"
+
+WORKDIR /src
+
+# Dependencies first, so a source change does not reinstall them. The export leaves out every
+# dependency group (dev tools, and the e2e group's llama-cpp-python, which --no-dev alone keeps
+# because pyproject lists it in default-groups) and the project itself.
+COPY pyproject.toml uv.lock ./
+RUN uv export --frozen --no-default-groups --no-emit-project --quiet --output-file /tmp/requirements.txt \
+    && python -m venv --without-pip /opt/corral \
+    && pip --python /opt/corral/bin/python install --no-cache-dir --no-deps --require-hashes \
+        --requirement /tmp/requirements.txt
+
+COPY README.md ./
+COPY src ./src
+RUN uv build --wheel --out-dir /tmp/dist \
+    && pip --python /opt/corral/bin/python install --no-cache-dir --no-deps /tmp/dist/corral-*.whl
+
+
+FROM ${PYTHON_IMAGE}
+
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/corral-dev/corral
+LABEL org.opencontainers.image.title="corral" \
+      org.opencontainers.image.description="Run AI agents on Kubernetes: the Corral operator and the OpenAI-compatible agent runtime" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.url="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+# Bytecode was compiled at install time; nothing is written at run time (read-only root works).
+ENV PATH=/opt/corral/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+
+COPY --from=build /opt/corral /opt/corral
+
+# 65532: the conventional "nonroot" UID; numeric so runAsNonRoot can verify it.
+USER 65532:65532
+
+# The runtime's OpenAI API (the operator's health and metrics ports are 8081 and 8082).
+EXPOSE 8080
+
+ENTRYPOINT ["corral"]
+CMD ["--help"]
