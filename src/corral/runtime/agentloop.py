@@ -1,0 +1,191 @@
+"""The agent loop: ask the model, run the tools it calls, feed the results back, repeat.
+
+One `AgentLoop` per app. `complete` returns the whole answer; `stream` yields the answer's
+content as it arrives and ends with one `Delta` carrying the finish reason and the usage of
+every model call of the request. Tool calls never reach the client: they run on the server
+(in parallel when the model asks for several at once) and the model gets another turn, at most
+`max_iterations` turns per request, after which `ToolIterationsExceeded` says so. Knows nothing
+about HTTP; called by the serving layer. I/O only through the provider and the tool runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from corral.runtime import errors, tokens
+from corral.runtime import tools as tooling
+from corral.runtime.providers import base
+
+
+class Tools(Protocol):
+    """What the loop needs of the tool runner."""
+
+    definitions: list[dict[str, Any]]
+
+    async def run(self, calls: Sequence[base.ToolCall]) -> Sequence[tooling.ToolResult]: ...
+
+
+@dataclass(slots=True)
+class Meter:
+    """Usage of every model call of one request so far (kept even when the request fails)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, usage: base.Usage) -> None:
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+
+    @property
+    def usage(self) -> base.Usage:
+        return base.Usage(self.prompt_tokens, self.completion_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """The client's sampling choices, passed to every model call of the request."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    content: str | None
+    finish_reason: base.FinishReason
+    usage: base.Usage
+
+
+class AgentLoop:
+    """Runs requests against one provider (usually the failover chain) with one tool set."""
+
+    def __init__(
+        self,
+        provider: base.Provider,
+        tools: Tools,
+        max_iterations: int,
+        on_usage: Callable[[base.Usage], None] = lambda usage: None,
+    ) -> None:
+        self._provider = provider
+        self._tools = tools
+        self._max_iterations = max_iterations
+        self._on_usage = on_usage
+
+    async def complete(
+        self, messages: Sequence[dict[str, Any]], sampling: Sampling, meter: Meter
+    ) -> Answer:
+        conversation = list(messages)
+        for turn in range(self._max_iterations):
+            answer = await self._provider.complete(self._params(conversation, sampling))
+            usage = answer.usage or _estimate(conversation, answer.content, answer.tool_calls)
+            meter.add(usage)
+            self._on_usage(usage)
+            if not answer.tool_calls:
+                return Answer(answer.content, answer.finish_reason, meter.usage)
+            await self._run_tools(conversation, answer.content, answer.tool_calls, turn)
+        raise AssertionError("unreachable: the last turn either answers or raises")
+
+    async def stream(
+        self, messages: Sequence[dict[str, Any]], sampling: Sampling, meter: Meter
+    ) -> AsyncIterator[base.Delta]:
+        conversation = list(messages)
+        for turn in range(self._max_iterations):
+            calls = _CallBuilder()
+            parts: list[str] = []
+            finish: base.FinishReason = "stop"
+            usage: base.Usage | None = None
+            async for delta in self._provider.stream(self._params(conversation, sampling)):
+                if delta.content:
+                    parts.append(delta.content)
+                    yield base.Delta(content=delta.content)
+                if delta.tool_calls:
+                    calls.add(delta.tool_calls)
+                if delta.finish_reason is not None:
+                    finish = delta.finish_reason
+                if delta.usage is not None:
+                    usage = delta.usage
+            content = "".join(parts) or None
+            made = calls.build()
+            usage = usage or _estimate(conversation, content, made)
+            meter.add(usage)
+            self._on_usage(usage)
+            if not made:
+                yield base.Delta(finish_reason=finish, usage=meter.usage)
+                return
+            await self._run_tools(conversation, content, made, turn)
+        raise AssertionError("unreachable: the last turn either answers or raises")
+
+    def _params(self, conversation: list[dict[str, Any]], sampling: Sampling) -> base.ChatParams:
+        return base.ChatParams(
+            messages=conversation,
+            tools=self._tools.definitions,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+            stop=sampling.stop,
+        )
+
+    async def _run_tools(
+        self,
+        conversation: list[dict[str, Any]],
+        content: str | None,
+        calls: list[base.ToolCall],
+        turn: int,
+    ) -> None:
+        if turn + 1 >= self._max_iterations:
+            raise errors.ToolIterationsExceeded(
+                f"the model was still calling tools after {self._max_iterations} turns"
+                " (maxToolIterations); no answer was produced"
+            )
+        conversation.append(
+            {
+                "role": "assistant",
+                "content": content,
+                "tool_calls": [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                    for call in calls
+                ],
+            }
+        )
+        for result in await self._tools.run(calls):
+            conversation.append(result.message())
+
+
+class _CallBuilder:
+    """Joins streamed tool-call fragments by their index."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[str]] = {}
+
+    def add(self, fragments: Sequence[base.ToolCallDelta]) -> None:
+        for fragment in fragments:
+            slot = self._calls.setdefault(fragment.index, ["", "", ""])
+            if fragment.id:
+                slot[0] = fragment.id
+            if fragment.name:
+                slot[1] = fragment.name
+            slot[2] += fragment.arguments
+
+    def build(self) -> list[base.ToolCall]:
+        return [
+            base.ToolCall(id=slot[0] or f"call_{index}", name=slot[1], arguments=slot[2])
+            for index, slot in sorted(self._calls.items())
+        ]
+
+
+def _estimate(
+    conversation: Sequence[dict[str, Any]], content: str | None, calls: Sequence[base.ToolCall]
+) -> base.Usage:
+    """Usage for a provider that reported none, so limits and metrics still see the call."""
+    completion = tokens.estimate_text(content or "") + sum(
+        tokens.estimate_text(c.name) + tokens.estimate_text(c.arguments) for c in calls
+    )
+    return base.Usage(tokens.estimate_messages(conversation), completion)

@@ -1,0 +1,69 @@
+"""Structured JSON logs: one object per line on stderr, carrying the current request id.
+
+`configure` installs the formatter on the root logger and routes uvicorn's loggers through it
+(uvicorn's own access log is off: the middleware writes one access line per request, with
+route, status, duration and request id, never a prompt, key or session id). `request_id` is a
+context variable set by the middleware, so every log line written while serving a request
+carries it. Called by `main` at startup; writes to stderr.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime
+import json
+import logging
+import sys
+from typing import Any
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "corral_request_id", default=None
+)
+
+# LogRecord attributes that are not user-supplied `extra=` fields.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+    "taskName",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """`{"ts", "level", "logger", "msg", "request_id"?, ...extra fields, "exc"?}`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        current = request_id.get()
+        if current is not None:
+            entry["request_id"] = current
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure(level: str = "INFO") -> None:
+    """Send every log record, uvicorn's included, as JSON to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+    # The SDKs log request URLs and retries at INFO; keep them to warnings.
+    for name in ("httpx", "httpcore", "openai", "google_genai"):
+        logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.WARNING))

@@ -1,0 +1,249 @@
+"""Chat serving: one validated chat request in, a whole answer or an SSE byte stream out.
+
+The logic between the thin route and the agent loop, with no web framework in it: check the
+model name, assemble the prompt (the agent's system prompt and few-shot examples, the
+session's history, the client's messages), reserve the rate-limit budget, run the loop, settle
+the budget with the real usage, remember the turn. A stream's first piece is awaited before
+any byte is sent, so a request that fails before its first token still gets a proper HTTP
+error status; an error after that ends the stream with an error event the `openai` SDK raises
+as APIError. Called by the routes; I/O only through the agent loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.api.runtimeconfig import RuntimeConfig
+from corral.runtime import agentloop, errors, memory, protocol, ratelimit, tokens
+from corral.runtime.auth import Principal
+from corral.runtime.providers import base
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Whole:
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    chunks: AsyncIterator[bytes]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ChatServing:
+    """Serves POST /v1/chat/completions for one agent."""
+
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        loop: agentloop.AgentLoop,
+        limiter: ratelimit.RateLimiter,
+        sessions: memory.SessionStore | None,
+        tool_definitions: list[dict[str, Any]],
+        default_completion_tokens: int,
+        on_first_token: Callable[[float], None] = lambda seconds: None,
+        on_rejected: Callable[[str], None] = lambda kind: None,
+    ) -> None:
+        self._agent = config.agent
+        self._loop = loop
+        self._limiter = limiter
+        self._sessions = sessions
+        self._on_first_token = on_first_token
+        self._on_rejected = on_rejected
+        self._prefix = _prefix_messages(config)
+        self._fixed_tokens = tokens.estimate_messages(self._prefix) + sum(
+            tokens.estimate_text(json.dumps(d)) for d in tool_definitions
+        )
+        self._default_completion = config.models[0].max_tokens or default_completion_tokens
+        self._log_prompts = config.server.log_prompts
+
+    async def handle(
+        self,
+        request: protocol.ChatCompletionRequest,
+        principal: Principal,
+        session_id: str | None,
+        request_id: str,
+    ) -> Whole | Streamed:
+        started = time.perf_counter()
+        if request.model != self._agent:
+            raise errors.ModelNotFound(
+                f"the model {request.model!r} does not exist here; this endpoint serves the"
+                f" agent {self._agent!r}",
+                param="model",
+            )
+        client = protocol.to_provider_messages(request.messages)
+        history = self._history(principal, session_id)
+        messages = [*self._prefix, *history, *client]
+        reservation = self._admit(principal, request, history, client)
+        if self._log_prompts:
+            log.info("prompt", extra={"messages": client, "session": session_id is not None})
+        sampling = agentloop.Sampling(
+            temperature=request.temperature,
+            top_p=request.top_p,
+            max_tokens=self._completion_limit(request),
+            stop=request.stop_list(),
+        )
+        meter = agentloop.Meter()
+        turn = _Turn(
+            self._limiter, reservation, meter, self._sessions, principal, session_id, client
+        )
+        ident = protocol.Ident(f"chatcmpl-{request_id}", int(time.time()), self._agent)
+        if not request.stream:
+            try:
+                answer = await self._loop.complete(messages, sampling, meter)
+            finally:
+                turn.settle()
+            turn.remember(answer.content)
+            if self._log_prompts:
+                log.info("answer", extra={"content": answer.content})
+            body = protocol.completion_body(
+                ident,
+                content=answer.content,
+                finish_reason=answer.finish_reason,
+                usage=answer.usage,
+            )
+            return Whole(body, reservation.headers)
+        deltas = self._loop.stream(messages, sampling, meter)
+        try:
+            first = await anext(deltas)
+        except BaseException:
+            turn.settle()
+            await _close(deltas)
+            raise
+        encoder = protocol.ChunkEncoder(ident)
+        chunks = self._chunks(
+            encoder, first, deltas, turn, started, include_usage=request.include_usage
+        )
+        return Streamed(chunks, reservation.headers)
+
+    async def _chunks(
+        self,
+        encoder: protocol.ChunkEncoder,
+        first: base.Delta,
+        deltas: AsyncIterator[base.Delta],
+        turn: _Turn,
+        started: float,
+        *,
+        include_usage: bool,
+    ) -> AsyncIterator[bytes]:
+        parts: list[str] = []
+        timed = False
+        try:
+            yield encoder.role()
+            delta: base.Delta | None = first
+            while delta is not None:
+                if delta.content:
+                    if not timed:
+                        self._on_first_token(time.perf_counter() - started)
+                        timed = True
+                    parts.append(delta.content)
+                    yield encoder.content(delta.content)
+                if delta.finish_reason is not None:
+                    yield encoder.finish(delta.finish_reason)
+                    if include_usage:
+                        yield encoder.usage(delta.usage or turn.meter.usage)
+                    yield encoder.DONE
+                    turn.remember("".join(parts) or None)
+                    if self._log_prompts:
+                        log.info("answer", extra={"content": "".join(parts)})
+                    return
+                delta = await anext(deltas, None)
+            raise errors.ApiError("the answer ended without a finish reason")
+        except Exception as exc:
+            log.warning(
+                "stream failed after its first byte: %s", exc, extra={"error": type(exc).__name__}
+            )
+            yield encoder.error(errors.stream_envelope(exc))
+        finally:
+            turn.settle()
+            await _close(deltas)
+
+    def _history(self, principal: Principal, session_id: str | None) -> list[dict[str, Any]]:
+        if self._sessions is None or session_id is None:
+            return []
+        return self._sessions.history(principal.id, memory.check_session_id(session_id))
+
+    def _completion_limit(self, request: protocol.ChatCompletionRequest) -> int | None:
+        """The client's max_tokens; under a tokens-per-minute limit never unbounded, so that
+        no model call can use more than the request reserved."""
+        if self._limiter.limits_tokens:
+            return request.completion_limit or self._default_completion
+        return request.completion_limit
+
+    def _admit(
+        self,
+        principal: Principal,
+        request: protocol.ChatCompletionRequest,
+        history: list[dict[str, Any]],
+        client: list[dict[str, Any]],
+    ) -> ratelimit.Reservation:
+        estimate = 0
+        if self._limiter.limits_tokens:
+            estimate = (
+                self._fixed_tokens
+                + tokens.estimate_messages(history)
+                + tokens.estimate_messages(client)
+                + (self._completion_limit(request) or 0)
+            )
+        try:
+            return self._limiter.admit(principal.id, estimate)
+        except errors.RateLimited as limited:
+            self._on_rejected(limited.kind)
+            raise
+
+
+@dataclass(slots=True)
+class _Turn:
+    """The bookkeeping of one request: settle its budget once, remember its answer."""
+
+    limiter: ratelimit.RateLimiter
+    reservation: ratelimit.Reservation
+    meter: agentloop.Meter
+    sessions: memory.SessionStore | None
+    principal: Principal
+    session_id: str | None
+    client: list[dict[str, Any]]
+
+    def settle(self) -> None:
+        used = self.meter.prompt_tokens + self.meter.completion_tokens
+        self.limiter.settle(self.reservation, used)
+
+    def remember(self, content: str | None) -> None:
+        """Keep the user's messages and the final answer (no tool traffic) in the session."""
+        if self.sessions is None or self.session_id is None or content is None:
+            return
+        kept = [m for m in self.client if m["role"] == "user" or _is_plain_answer(m)]
+        kept.append({"role": "assistant", "content": content})
+        self.sessions.append(self.principal.id, self.session_id, kept)
+
+
+def _prefix_messages(config: RuntimeConfig) -> list[dict[str, Any]]:
+    prefix: list[dict[str, Any]] = []
+    if config.system_prompt:
+        prefix.append({"role": "system", "content": config.system_prompt})
+    for example in config.examples:
+        prefix.append({"role": "user", "content": example.user})
+        prefix.append({"role": "assistant", "content": example.assistant})
+    return prefix
+
+
+def _is_plain_answer(message: dict[str, Any]) -> bool:
+    return (
+        message["role"] == "assistant"
+        and not message.get("tool_calls")
+        and bool(message.get("content"))
+    )
+
+
+async def _close(deltas: AsyncIterator[base.Delta]) -> None:
+    aclose = getattr(deltas, "aclose", None)
+    if aclose is not None:
+        await aclose()
