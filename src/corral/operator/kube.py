@@ -1,0 +1,197 @@
+"""A small JSON client for the Kubernetes API on top of kubernetes-asyncio.
+
+Does I/O. Created once at operator startup (`connect`) and shared. Reads return plain dicts
+(None for 404); writes are server-side apply (field manager `corral`), JSON merge patches of
+`/status`, deletes and Event creation, and only `applying`, `reconciling` and `referenced`
+call them. API failures become the domain errors of `errors`. Also home of `ApiReader`, the
+`resolving.Reader` backed by the API server: Secret values are reduced to digests here and go
+no further.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import aiohttp
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from corral.api import groups
+from corral.operator import errors, hashing, naming
+
+APPLY_PATCH: Final = "application/apply-patch+yaml"
+MERGE_PATCH: Final = "application/merge-patch+json"
+
+# apiVersion/kind -> URL prefix and plural, for the kinds the operator touches.
+_RESOURCES: Final = {
+    ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
+    ("v1", "Service"): ("/api/v1", "services"),
+    ("v1", "Secret"): ("/api/v1", "secrets"),
+    ("v1", "Event"): ("/api/v1", "events"),
+    ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
+    ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets"),
+    **{
+        (groups.API_VERSION, kind): (f"/apis/{groups.API_VERSION}", plural)
+        for kind, plural in groups.PLURALS.items()
+    },
+}
+
+
+def path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+    """The URL path of a namespaced object (or of its collection when `name` is None)."""
+    prefix, plural = _RESOURCES[(api_version, kind)]
+    collection = f"{prefix}/namespaces/{namespace}/{plural}"
+    return collection if name is None else f"{collection}/{name}"
+
+
+def path_of(manifest: Mapping[str, Any]) -> str:
+    meta = manifest["metadata"]
+    return path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+
+
+@dataclasses.dataclass
+class Kube:
+    """The operator's API client. Counts writes by kind and verb via `on_write`."""
+
+    api: k8s.ApiClient
+    request_timeout: float
+    connect_timeout: float
+    on_write: Callable[[str, str], None] | None = None
+
+    async def get(self, url: str) -> dict[str, Any] | None:
+        try:
+            return await self._call("GET", url)
+        except errors.OperatorError as err:
+            if isinstance(err, _NotFound):
+                return None
+            raise
+
+    async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply: we own exactly the fields in `manifest`; force takes them back."""
+        self._count(manifest["kind"], "apply")
+        return await self._call(
+            "PATCH",
+            path_of(manifest),
+            body=manifest,
+            query={"fieldManager": naming.MANAGER, "force": "true"},
+            content_type=APPLY_PATCH,
+        )
+
+    async def patch_status(self, kind: str, url: str, status: Mapping[str, Any]) -> None:
+        self._count(kind, "patch-status")
+        await self._call(
+            "PATCH", f"{url}/status", body={"status": status}, content_type=MERGE_PATCH
+        )
+
+    async def delete(self, kind: str, url: str) -> None:
+        self._count(kind, "delete")
+        with contextlib.suppress(_NotFound):
+            await self._call("DELETE", url, body={"propagationPolicy": "Background"})
+
+    async def create(self, kind: str, url: str, obj: Mapping[str, Any]) -> None:
+        self._count(kind, "create")
+        await self._call("POST", url, body=obj)
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    def _count(self, kind: str, verb: str) -> None:
+        if self.on_write is not None:
+            self.on_write(kind, verb)
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        try:
+            result = await self.api.call_api(
+                url,
+                method,
+                query_params=list((query or {}).items()),
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+                response_types_map={200: "object", 201: "object", 202: "object"},
+                _return_http_data_only=True,
+                _request_timeout=aiohttp.ClientTimeout(
+                    total=self.request_timeout, connect=self.connect_timeout
+                ),
+            )
+        except ApiException as exc:
+            raise _api_error(method, url, exc) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise errors.ApiUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+        return dict(result or {})
+
+
+class _NotFound(errors.OperatorError):
+    reason = "NotFound"
+
+
+def _api_error(method: str, url: str, exc: ApiException) -> errors.OperatorError:
+    message = _status_message(exc)
+    where = f"{method} {url}: {exc.status} {message}"
+    if exc.status == 404:
+        return _NotFound(where)
+    if exc.status == 409:
+        return errors.ApiConflict(where)
+    if exc.status in (400, 422):
+        # The API server rejected what we rendered from the Agent: only a spec change helps.
+        return errors.InvalidSpec(f"the API server rejected {url.rsplit('/', 2)[-2]}: {message}")
+    return errors.ApiUnavailable(where)
+
+
+def _status_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or b"{}").get("message", exc.reason))
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason)
+
+
+async def connect(request_timeout: float, connect_timeout: float) -> Kube:
+    """A client from the in-cluster service account, else from KUBECONFIG / ~/.kube/config."""
+    configuration = k8s.Configuration()
+    load_incluster: Callable[..., None] = k8s_config.load_incluster_config
+    try:
+        load_incluster(client_configuration=configuration)
+    except k8s_config.ConfigException:
+        await k8s_config.load_kube_config(client_configuration=configuration)
+    return Kube(
+        api=k8s.ApiClient(configuration),
+        request_timeout=request_timeout,
+        connect_timeout=connect_timeout,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiReader:
+    """`resolving.Reader` over the API server (reads only)."""
+
+    kube: Kube
+
+    async def persona(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.kube.get(path(groups.API_VERSION, groups.PERSONA, namespace, name))
+
+    async def tool(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.kube.get(path(groups.API_VERSION, groups.TOOL, namespace, name))
+
+    async def agent(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.kube.get(path(groups.API_VERSION, groups.AGENT, namespace, name))
+
+    async def secret_digest(self, namespace: str, name: str, key: str) -> str | None:
+        secret = await self.kube.get(path("v1", "Secret", namespace, name))
+        if secret is None:
+            return None
+        value = (secret.get("data") or {}).get(key)
+        if value is None:
+            return None
+        return hashing.secret_digest(namespace, name, key, value)

@@ -1,0 +1,208 @@
+"""The reconcile of one Agent: resolve -> render -> apply -> status, as named steps.
+
+Does I/O through `kube.Kube`. `Reconciler.reconcile` is the one idempotent reconcile used for
+create, update and resume (via `handlers`), and `Reconciler.trigger` runs the same reconcile
+for changes elsewhere (a Persona, Tool, Secret or child changed; the periodic drift check),
+coalescing bursts and never raising. Reconciles of one Agent never overlap. A failure is
+written to the status first and then raised as a domain error for `handlers` to map.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from corral.api import groups
+from corral.operator import applying, errors, kube, naming, posting, resolving, statuses
+from corral.operator.metrics import Metrics
+from corral.operator.rendering import children
+from corral.operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+AgentKey = tuple[str, str]
+TRANSIENT_RETRIES = 3
+
+
+def utcnow() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass
+class Reconciler:
+    client: kube.Kube
+    settings: OperatorSettings
+    metrics: Metrics
+    clock: Callable[[], str] = utcnow
+    _locks: dict[AgentKey, asyncio.Lock] = dataclasses.field(default_factory=dict)
+    _pending: set[AgentKey] = dataclasses.field(default_factory=set)
+    _managed: dict[AgentKey, frozenset[str]] = dataclasses.field(default_factory=dict)
+
+    async def reconcile(self, namespace: str, name: str) -> None:
+        """Reconcile the Agent now; raises errors.OperatorError after recording it in status."""
+        key = (namespace, name)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            await self._measured(namespace, name)
+
+    async def trigger(self, namespace: str, name: str, why: str) -> None:
+        """Reconcile because something else changed; a reconcile already waiting covers it.
+
+        Never raises: failures are in the Agent's status already; transient API errors are
+        retried a few times with backoff, after which the next event or drift check retries.
+        """
+        key = (namespace, name)
+        if key in self._pending:
+            return
+        self._pending.add(key)
+        try:
+            async with self._locks.setdefault(key, asyncio.Lock()):
+                self._pending.discard(key)
+                log.debug("reconciling Agent %s/%s: %s", namespace, name, why)
+                await self._with_retries(namespace, name)
+        except errors.OperatorError as err:
+            log.info("Agent %s/%s not reconciled (%s): %s", namespace, name, why, err)
+        except Exception:
+            log.exception("Agent %s/%s: reconcile after %s failed", namespace, name, why)
+        finally:
+            self._pending.discard(key)
+
+    async def _with_retries(self, namespace: str, name: str) -> None:
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            try:
+                await self._measured(namespace, name)
+                return
+            except (errors.ApiConflict, errors.ApiUnavailable):
+                if attempt == TRANSIENT_RETRIES:
+                    raise
+                base, cap = self.settings.retry_base_seconds, self.settings.retry_max_seconds
+                await asyncio.sleep(errors.backoff(attempt, base, cap))
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The Agent is gone: drop its bookkeeping."""
+        self._managed.pop((namespace, name), None)
+        self._locks.pop((namespace, name), None)
+        self._update_managed_gauge()
+
+    async def _measured(self, namespace: str, name: str) -> None:
+        started = time.monotonic()
+        outcome = "success"
+        try:
+            await self._reconcile(namespace, name)
+        except errors.OperatorError as err:
+            outcome = err.reason
+            self.metrics.errors.labels(kind=groups.AGENT, reason=err.reason).inc()
+            raise
+        except Exception:
+            outcome = "Error"
+            self.metrics.errors.labels(kind=groups.AGENT, reason="Error").inc()
+            raise
+        finally:
+            self.metrics.reconciles.labels(kind=groups.AGENT, outcome=outcome).inc()
+            self.metrics.duration.labels(kind=groups.AGENT).observe(time.monotonic() - started)
+
+    async def _reconcile(self, namespace: str, name: str) -> None:
+        url = kube.path(groups.API_VERSION, groups.AGENT, namespace, name)
+        body = await self.client.get(url)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            self.forget(namespace, name)
+            return
+        previous = await self._initial_status(url, body)
+        seen, applied = await self._observe(body)
+        status = statuses.agent_status(seen, previous, self.clock())
+        if status != previous:
+            await self.client.patch_status(
+                groups.AGENT, url, statuses.merge_patch(previous, status)
+            )
+        await self._post_events(body, previous, status, applied)
+        if seen.failure is not None:
+            raise seen.failure
+
+    async def _initial_status(self, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Set Ready=Unknown on the first visit, so the Agent shows a status right away."""
+        previous = dict(body.get("status") or {})
+        generation = int((body.get("metadata") or {}).get("generation") or 0)
+        initial = statuses.initial_agent_status(generation, previous, self.clock())
+        if initial is None:
+            return previous
+        await self.client.patch_status(groups.AGENT, url, statuses.merge_patch(previous, initial))
+        return initial
+
+    async def _observe(
+        self, body: Mapping[str, Any]
+    ) -> tuple[statuses.Observation, applying.Applied | None]:
+        """Resolve, render and apply; what happened, as an Observation for the status."""
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        generation = int(meta.get("generation") or 0)
+        try:
+            resolved = await resolving.resolve(body, kube.ApiReader(self.client))
+        except (errors.MissingReference, errors.InvalidSpec) as err:
+            resolved_ok = False if isinstance(err, errors.MissingReference) else None
+            return await self._failed(namespace, name, generation, err, resolved_ok), None
+        try:
+            desired = children.render(resolved, self.settings)
+            applied = await applying.apply_children(self.client, desired, str(meta.get("uid")))
+        except (errors.InvalidSpec, errors.NameConflict) as err:
+            return await self._failed(namespace, name, generation, err, True), None
+        self._managed[(namespace, name)] = frozenset([groups.AGENT, *applied.live])
+        self._update_managed_gauge()
+        seen = statuses.Observation(
+            generation=generation,
+            references_resolved=True,
+            rollout=statuses.rollout(applied.live.get("Deployment"), desired.config_hash),
+            endpoint=naming.endpoint(name, namespace),
+            config_hash=desired.config_hash,
+        )
+        return seen, applied
+
+    async def _failed(
+        self,
+        namespace: str,
+        name: str,
+        generation: int,
+        failure: errors.OperatorError,
+        resolved_ok: bool | None,
+    ) -> statuses.Observation:
+        # Children stay as they were; report the replica counts of what is running.
+        deployment = await self.client.get(
+            kube.path("apps/v1", "Deployment", namespace, naming.deployment(name))
+        )
+        return statuses.Observation(
+            generation=generation,
+            failure=failure,
+            references_resolved=resolved_ok,
+            rollout=statuses.rollout(deployment, None) if deployment is not None else None,
+        )
+
+    async def _post_events(
+        self,
+        body: Mapping[str, Any],
+        previous: Mapping[str, Any],
+        status: Mapping[str, Any],
+        applied: applying.Applied | None,
+    ) -> None:
+        now, instance = self.clock(), self.settings.reporting_instance
+        meta = body.get("metadata") or {}
+        events: list[tuple[posting.EventType, str, str]] = []
+        change = applying.change_event(applied) if applied is not None else None
+        if change is not None:
+            events.append(("Normal", *change))
+        transition = statuses.transition_event(previous, status)
+        if transition is not None and not (change and transition[1] == "RollingOut"):
+            events.append(transition)
+        for type_, reason, message in events:
+            log.info(
+                "Agent %s/%s: %s: %s", meta.get("namespace"), meta.get("name"), reason, message
+            )
+            event = posting.event(body, type_, reason, message, now=now, instance=instance)
+            await posting.post(self.client, event)
+
+    def _update_managed_gauge(self) -> None:
+        counts = collections.Counter(kind for kinds in self._managed.values() for kind in kinds)
+        for kind in (groups.AGENT, "ConfigMap", "Service", "Deployment", "PodDisruptionBudget"):
+            self.metrics.managed.labels(kind=kind).set(counts.get(kind, 0))

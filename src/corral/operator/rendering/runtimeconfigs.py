@@ -1,0 +1,124 @@
+"""Build the runtime config (the operator -> runtime contract) from resolved inputs. Pure.
+
+Called by `children.render`. Secrets appear only as the names of environment variables; the
+matching `secretKeyRef` env entries of the Deployment come from the same function, so the two
+can never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pydantic import ValidationError
+
+from corral.api.agents import ModelSpec
+from corral.api.runtimeconfig import (
+    AgentCall,
+    AuthConfig,
+    HttpCall,
+    ModelEndpoint,
+    RuntimeConfig,
+    RuntimeTool,
+    ServerConfig,
+)
+from corral.operator import errors, naming
+from corral.operator.resolving import Resolved, ResolvedTool
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretEnv:
+    """One environment variable filled from a Secret key by secretKeyRef."""
+
+    env: str
+    secret: str
+    key: str
+
+
+def render(resolved: Resolved, drain_seconds: float) -> tuple[RuntimeConfig, list[SecretEnv]]:
+    """The runtime config and the Secret-backed env vars it names.
+
+    Raises InvalidSpec when the combination does not fit the runtime contract (e.g. a persona
+    prompt plus instructions longer than the runtime accepts).
+    """
+    spec = resolved.agent.spec
+    envs: list[SecretEnv] = []
+    models = [
+        _model(model, index, envs)
+        for index, model in enumerate([spec.model, *(spec.fallbacks or [])])
+    ]
+    tools = [_tool(tool, index, resolved, envs) for index, tool in enumerate(resolved.tools)]
+    auth = None
+    if spec.auth is not None:
+        ref = spec.auth.api_keys_secret_ref
+        envs.append(SecretEnv(naming.AUTH_KEYS_ENV, ref.name, ref.key))
+        auth = AuthConfig(api_keys_env=naming.AUTH_KEYS_ENV)
+    persona = resolved.persona
+    prompt_parts = [persona.system_prompt if persona else None, spec.instructions]
+    try:
+        config = RuntimeConfig(
+            agent=resolved.agent.name,
+            namespace=resolved.agent.namespace,
+            system_prompt="\n\n".join(part for part in prompt_parts if part),
+            examples=list(persona.examples or []) if persona else [],
+            models=models,
+            tools=tools,
+            max_tool_iterations=spec.max_tool_iterations,
+            rate_limit=spec.rate_limit,
+            auth=auth,
+            memory=spec.memory,
+            server=ServerConfig(drain_timeout_seconds=drain_seconds),
+        )
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+        )
+        raise errors.InvalidSpec(f"the resulting runtime config is invalid: {problems}") from err
+    return config, envs
+
+
+def _model(model: ModelSpec, index: int, envs: list[SecretEnv]) -> ModelEndpoint:
+    env = None
+    if model.api_key_secret_ref is not None:
+        env = naming.model_key_env(index)
+        envs.append(SecretEnv(env, model.api_key_secret_ref.name, model.api_key_secret_ref.key))
+    return ModelEndpoint(
+        provider=model.provider,
+        name=model.name,
+        base_url=model.base_url,
+        api_key_env=env,
+        temperature=model.temperature,
+        max_tokens=model.max_tokens,
+        timeout_seconds=model.timeout_seconds,
+    )
+
+
+def _tool(tool: ResolvedTool, index: int, resolved: Resolved, envs: list[SecretEnv]) -> RuntimeTool:
+    spec = tool.spec
+    http = None
+    agent = None
+    if spec.http is not None:
+        header_envs: dict[str, str] = {}
+        for header_index, header in enumerate(spec.http.headers_from or []):
+            env = naming.tool_header_env(index, header_index)
+            header_envs[header.name] = env
+            envs.append(SecretEnv(env, header.secret_key_ref.name, header.secret_key_ref.key))
+        http = HttpCall(
+            url=spec.http.url,
+            method=spec.http.method,
+            headers=dict(spec.http.headers or {}),
+            header_envs=header_envs,
+            timeout_seconds=spec.http.timeout_seconds,
+            max_response_bytes=spec.http.max_response_bytes,
+        )
+    if spec.agent is not None:
+        agent = AgentCall(
+            base_url=naming.endpoint(spec.agent.name, resolved.agent.namespace),
+            model=spec.agent.name,
+        )
+    return RuntimeTool(
+        name=tool.function,
+        description=spec.description,
+        parameters=spec.parameters,
+        http=http,
+        agent=agent,
+    )

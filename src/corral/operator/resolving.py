@@ -1,0 +1,189 @@
+"""Resolve an Agent's references into the complete, validated inputs of the renderers.
+
+Reads only, through a `Reader` (the API server in the operator, manifest files in
+`corral render`, a dict in unit tests); never writes. Called by `reconciling` and `offline`.
+Raises `errors.MissingReference` when referenced objects do not exist (yet) and
+`errors.InvalidSpec` for combinations the CRD schema cannot reject. Secret values never reach
+this module: the reader hands back a digest of each referenced key, for the pod-template hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from corral.api.agents import AgentSpec
+from corral.api.common import ObjectMeta, SecretKeySelector
+from corral.api.personas import PersonaSpec
+from corral.api.tools import ToolSpec
+from corral.operator import errors, naming
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Reader(Protocol):
+    """Where referenced objects come from. Each method returns None when the object is absent."""
+
+    async def persona(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+    async def tool(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+    async def agent(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+    async def secret_digest(self, namespace: str, name: str, key: str) -> str | None:
+        """A digest of the key's value, or None when the Secret or the key is missing."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentObject:
+    """An Agent as read from the API: identity and parsed spec."""
+
+    name: str
+    namespace: str
+    uid: str | None
+    generation: int
+    spec: AgentSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedTool:
+    name: str
+    function: str
+    spec: ToolSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """Everything needed to render one Agent's children; no secret values."""
+
+    agent: AgentObject
+    persona: PersonaSpec | None
+    tools: tuple[ResolvedTool, ...]
+    secret_digests: Mapping[tuple[str, str], str]
+    """(Secret name, key) -> digest of the value, for every referenced key."""
+
+
+def parse_agent(body: Mapping[str, Any]) -> AgentObject:
+    """Parse an Agent object; a spec the models reject raises InvalidSpec naming the fields."""
+    meta = ObjectMeta.model_validate(body.get("metadata") or {})
+    spec = _parse(AgentSpec, body.get("spec") or {}, f"Agent {meta.name!r}")
+    return AgentObject(
+        name=meta.name,
+        namespace=meta.namespace or "default",
+        uid=meta.uid,
+        generation=meta.generation or 0,
+        spec=spec,
+    )
+
+
+def agent_references(spec: AgentSpec) -> list[errors.Reference]:
+    """The objects an Agent names directly: its Persona, Tools and Secret keys."""
+    refs: list[errors.Reference] = []
+    if spec.persona_ref is not None:
+        refs.append(errors.Reference("Persona", spec.persona_ref.name))
+    refs.extend(errors.Reference("Tool", tool.name) for tool in spec.tools or [])
+    refs.extend(errors.Reference("Secret", sel.name, sel.key) for sel in _agent_secrets(spec))
+    return refs
+
+
+def tool_references(spec: ToolSpec) -> list[errors.Reference]:
+    """The objects a Tool names: Secret keys of its headers, or the Agent it calls."""
+    refs = [errors.Reference("Secret", sel.name, sel.key) for sel in _tool_secrets(spec)]
+    if spec.agent is not None:
+        refs.append(errors.Reference("Agent", spec.agent.name))
+    return refs
+
+
+async def resolve(body: Mapping[str, Any], reader: Reader) -> Resolved:
+    """Read and validate everything an Agent references; see the module docstring."""
+    agent = parse_agent(body)
+    missing: list[errors.Reference] = []
+    persona = await _persona(agent, reader, missing)
+    tools = await _tools(agent, reader, missing)
+    selectors = list(_agent_secrets(agent.spec))
+    for tool in tools:
+        selectors.extend(_tool_secrets(tool.spec))
+    digests: dict[tuple[str, str], str] = {}
+    for sel in selectors:
+        digest = await reader.secret_digest(agent.namespace, sel.name, sel.key)
+        if digest is None:
+            missing.append(errors.Reference("Secret", sel.name, sel.key))
+        else:
+            digests[(sel.name, sel.key)] = digest
+    if missing:
+        raise errors.MissingReference(_unique(missing))
+    return Resolved(agent=agent, persona=persona, tools=tuple(tools), secret_digests=digests)
+
+
+async def _persona(
+    agent: AgentObject, reader: Reader, missing: list[errors.Reference]
+) -> PersonaSpec | None:
+    ref = agent.spec.persona_ref
+    if ref is None:
+        return None
+    body = await reader.persona(agent.namespace, ref.name)
+    if body is None:
+        missing.append(errors.Reference("Persona", ref.name))
+        return None
+    return _parse(PersonaSpec, body.get("spec") or {}, f"Persona {ref.name!r}")
+
+
+async def _tools(
+    agent: AgentObject, reader: Reader, missing: list[errors.Reference]
+) -> list[ResolvedTool]:
+    tools: list[ResolvedTool] = []
+    for ref in agent.spec.tools or []:
+        body = await reader.tool(agent.namespace, ref.name)
+        if body is None:
+            missing.append(errors.Reference("Tool", ref.name))
+            continue
+        spec = _parse(ToolSpec, body.get("spec") or {}, f"Tool {ref.name!r}")
+        function = naming.function_name(ref.name)
+        if function is None:
+            raise errors.InvalidSpec(
+                f"Tool {ref.name!r}: a tool's name must be at most 64 characters to be offered"
+                " to the model as a function name"
+            )
+        if spec.agent is not None:
+            if spec.agent.name == agent.name:
+                raise errors.InvalidSpec(
+                    f"Tool {ref.name!r} calls Agent {agent.name!r} itself: an agent must not"
+                    " be its own tool (every call would recurse)"
+                )
+            if await reader.agent(agent.namespace, spec.agent.name) is None:
+                missing.append(errors.Reference("Agent", spec.agent.name))
+        tools.append(ResolvedTool(name=ref.name, function=function, spec=spec))
+    return tools
+
+
+def _agent_secrets(spec: AgentSpec) -> list[SecretKeySelector]:
+    models = [spec.model, *(spec.fallbacks or [])]
+    selectors = [m.api_key_secret_ref for m in models if m.api_key_secret_ref is not None]
+    if spec.auth is not None:
+        selectors.append(spec.auth.api_keys_secret_ref)
+    return selectors
+
+
+def _tool_secrets(spec: ToolSpec) -> list[SecretKeySelector]:
+    if spec.http is None:
+        return []
+    return [header.secret_key_ref for header in spec.http.headers_from or []]
+
+
+def _parse(model: type[M], data: Mapping[str, Any], what: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in err.errors()
+        )
+        raise errors.InvalidSpec(f"{what}: {problems}") from err
+
+
+def _unique(refs: list[errors.Reference]) -> list[errors.Reference]:
+    return list(dict.fromkeys(refs))

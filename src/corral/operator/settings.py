@@ -1,0 +1,83 @@
+"""Operator settings from `CORRAL_*` environment variables, built by the `load` factory.
+
+No I/O beyond reading the environment. `main` calls `load()` once at startup and hands the
+result to everything else as an argument (renderers never read settings themselves), so tests
+build their own with `load(image=..., ...)` or `OperatorSettings(...)`.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Resources(BaseModel):
+    """Default requests/limits of the runtime container when an Agent sets none."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requests: dict[str, str] = Field(default_factory=lambda: {"cpu": "100m", "memory": "128Mi"})
+    limits: dict[str, str] = Field(default_factory=lambda: {"memory": "512Mi"})
+
+
+class OperatorSettings(BaseSettings):
+    """Everything about the operator that does not come from an Agent."""
+
+    model_config = SettingsConfigDict(env_prefix="CORRAL_", frozen=True, extra="ignore")
+
+    image: str = Field(
+        default="ghcr.io/corral-dev/corral:0.1.0", description="Runtime image for every Agent."
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    default_resources: Resources = Field(default_factory=Resources)
+    run_as_user: int = Field(default=65532, ge=1, description="Non-root UID/GID of the pods.")
+    drain_seconds: float = Field(
+        default=25, gt=0, le=600, description="How long the runtime drains on SIGTERM."
+    )
+    pre_stop_seconds: int = Field(
+        default=5,
+        ge=0,
+        le=60,
+        description="preStop sleep, so Services stop routing to a pod before it drains.",
+    )
+    termination_grace_seconds: int = Field(
+        default=35, ge=1, description="Pod grace period; must exceed preStop plus drain."
+    )
+    pod_disruption_budgets: bool = Field(
+        default=True, description="Render a PodDisruptionBudget when an Agent has replicas > 1."
+    )
+    drift_interval_seconds: float = Field(
+        default=300, gt=0, description="How often every Agent is re-reconciled regardless."
+    )
+    retry_base_seconds: float = Field(default=5, gt=0, description="First retry delay.")
+    retry_max_seconds: float = Field(default=300, gt=0, description="Longest retry delay.")
+    watch_server_timeout: int = Field(default=300, ge=1, description="Watch timeout (server).")
+    watch_client_timeout: int = Field(default=330, ge=1, description="Watch timeout (client).")
+    connect_timeout: float = Field(default=10, gt=0, description="API connect timeout.")
+    request_timeout: float = Field(default=30, gt=0, description="API request timeout.")
+    listen_host: str = Field(
+        default="0.0.0.0", description="Address of the liveness and metrics endpoints."
+    )
+    reporting_instance: str = Field(
+        default_factory=socket.gethostname, description="Instance named in posted Events."
+    )
+
+    @model_validator(mode="after")
+    def _grace_exceeds_drain(self) -> OperatorSettings:
+        if self.termination_grace_seconds <= self.pre_stop_seconds + self.drain_seconds:
+            raise ValueError(
+                f"termination_grace_seconds ({self.termination_grace_seconds}) must exceed"
+                f" pre_stop_seconds + drain_seconds ({self.pre_stop_seconds} +"
+                f" {self.drain_seconds}) so that draining pods are not killed"
+            )
+        if self.watch_client_timeout <= self.watch_server_timeout:
+            raise ValueError("watch_client_timeout must exceed watch_server_timeout")
+        return self
+
+
+def load(**overrides: Any) -> OperatorSettings:
+    """Settings from the environment, with explicit overrides winning (for tests)."""
+    return OperatorSettings(**overrides)

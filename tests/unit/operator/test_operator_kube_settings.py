@@ -1,0 +1,173 @@
+"""The API client's request shapes and error mapping, settings validation, Kopf settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import kopf
+import pytest
+from kubernetes_asyncio.client.exceptions import ApiException
+from operator_testkit import make_settings
+
+from corral.operator import errors, hashing, kube, main, settings
+
+
+@dataclasses.dataclass
+class StubApi:
+    """Records call_api calls; answers with `result` or raises `error`."""
+
+    result: Any = None
+    error: BaseException | None = None
+    calls: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    async def call_api(self, url: str, method: str, **kwargs: Any) -> Any:
+        self.calls.append({"url": url, "method": method} | kwargs)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def client(stub: StubApi, writes: list[tuple[str, str]] | None = None) -> kube.Kube:
+    on_write = (lambda kind, verb: writes.append((kind, verb))) if writes is not None else None
+    return kube.Kube(api=stub, request_timeout=30, connect_timeout=5, on_write=on_write)  # type: ignore[arg-type]
+
+
+def api_error(status: int, message: str = "boom") -> ApiException:
+    exc = ApiException(status=status, reason="Reason")
+    exc.body = (f'{{"message": "{message}"}}').encode()
+    return exc
+
+
+MANIFEST = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "support", "namespace": "shop"},
+}
+
+
+@pytest.mark.anyio
+async def test_apply_is_a_forced_server_side_apply_by_the_corral_field_manager() -> None:
+    stub, writes = StubApi(result={"kind": "Deployment"}), []
+    await client(stub, writes).apply(MANIFEST)
+    call = stub.calls[0]
+    assert (call["method"], call["url"]) == (
+        "PATCH",
+        "/apis/apps/v1/namespaces/shop/deployments/support",
+    )
+    assert call["header_params"]["Content-Type"] == "application/apply-patch+yaml"
+    assert call["query_params"] == [("fieldManager", "corral"), ("force", "true")]
+    assert writes == [("Deployment", "apply")]
+
+
+@pytest.mark.anyio
+async def test_status_is_a_merge_patch_of_the_status_subresource() -> None:
+    stub = StubApi(result={})
+    await client(stub).patch_status(
+        "Agent", "/apis/corral.dev/v1alpha1/namespaces/a/agents/b", {"x": 1}
+    )
+    assert stub.calls[0]["url"].endswith("/agents/b/status")
+    assert stub.calls[0]["header_params"]["Content-Type"] == "application/merge-patch+json"
+    assert stub.calls[0]["body"] == {"status": {"x": 1}}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (api_error(409), errors.ApiConflict),
+        (api_error(422, "spec.template: Invalid value"), errors.InvalidSpec),
+        (api_error(500), errors.ApiUnavailable),
+        (api_error(403), errors.ApiUnavailable),
+        (aiohttp.ClientConnectionError("refused"), errors.ApiUnavailable),
+        (TimeoutError(), errors.ApiUnavailable),
+    ],
+)
+async def test_api_failures_become_domain_errors(error: BaseException, expected: type) -> None:
+    with pytest.raises(expected):
+        await client(StubApi(error=error)).apply(MANIFEST)
+
+
+@pytest.mark.anyio
+async def test_reading_an_absent_object_gives_none() -> None:
+    assert await client(StubApi(error=api_error(404))).get("/api/v1/namespaces/a/secrets/b") is None
+
+
+@pytest.mark.anyio
+async def test_the_api_reader_turns_secret_values_into_digests() -> None:
+    secret = {"data": {"api-key": "c2stMQ=="}}
+    reader = kube.ApiReader(client(StubApi(result=secret)))
+    digest = await reader.secret_digest("shop", "openai", "api-key")
+    assert digest == hashing.secret_digest("shop", "openai", "api-key", "c2stMQ==")
+    assert await reader.secret_digest("shop", "openai", "other") is None
+
+
+def test_grace_period_must_exceed_the_drain_time() -> None:
+    with pytest.raises(ValueError, match="must exceed"):
+        settings.load(drain_seconds=30, termination_grace_seconds=30)
+
+
+def test_settings_come_from_corral_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORRAL_IMAGE", "example/corral:7")
+    monkeypatch.setenv("CORRAL_DRIFT_INTERVAL_SECONDS", "12")
+    loaded = settings.load()
+    assert (loaded.image, loaded.drift_interval_seconds) == ("example/corral:7", 12)
+
+
+@pytest.mark.parametrize(
+    ("error", "kopf_error", "delay"),
+    [
+        (errors.MissingReference([errors.Reference("Persona", "p")]), kopf.TemporaryError, 20.0),
+        (errors.ApiUnavailable("down"), kopf.TemporaryError, 20.0),
+        (errors.ApiConflict("409"), kopf.TemporaryError, 1.0),
+        (errors.InvalidSpec("bad"), kopf.PermanentError, None),
+        (errors.NameConflict("taken"), kopf.PermanentError, None),
+    ],
+)
+def test_domain_errors_map_to_kopf_retry_semantics(
+    error: errors.OperatorError, kopf_error: type, delay: float | None
+) -> None:
+    mapped = errors.to_kopf(error, retry=2, base=5, cap=300)
+    assert isinstance(mapped, kopf_error)
+    assert getattr(mapped, "delay", None) == delay
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    assert [errors.backoff(r, 5, 60) for r in range(6)] == [5, 10, 20, 40, 60, 60]
+
+
+def test_kopf_is_configured_to_keep_its_state_in_annotations_and_post_as_corral() -> None:
+    kopf_settings = kopf.OperatorSettings()
+    main.configure(kopf_settings, make_settings(), [("apps", "v1", "deployments")])
+    assert kopf_settings.posting.reporting_component == "corral"
+    assert kopf_settings.posting.level == logging.ERROR
+    assert isinstance(kopf_settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
+    assert isinstance(kopf_settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+    assert kopf_settings.watching.server_timeout == 300
+    assert kopf_settings.watching.client_timeout == 330
+    selectors = dict(kopf_settings.watching.label_selectors.items())
+    assert list(selectors.values()) == [
+        "app.kubernetes.io/managed-by=corral,app.kubernetes.io/name=corral-agent"
+    ]
+
+
+@pytest.fixture
+def _restore_logging() -> Iterator[None]:
+    names = ("", "kubernetes_asyncio", "kopf.objects", "aiohttp.access")
+    saved = {name: logging.getLogger(name).level for name in names}
+    handlers = list(logging.getLogger().handlers)
+    yield
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger().handlers[:] = handlers
+
+
+@pytest.mark.usefixtures("_restore_logging")
+@pytest.mark.parametrize("verbose", [True, False])
+def test_api_client_bodies_are_never_logged_even_when_verbose(verbose: bool) -> None:
+    main.configure_logging(verbose)
+    assert not logging.getLogger("kubernetes_asyncio.client.rest").isEnabledFor(logging.DEBUG)
+    assert logging.getLogger("corral.operator").isEnabledFor(logging.INFO)

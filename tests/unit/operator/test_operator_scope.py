@@ -1,0 +1,28 @@
+"""Kopf's runtime scanning (which lists CRDs and namespaces cluster-wide) is off exactly when
+the operator watches namespaces named one by one: that mode needs no cluster-scoped RBAC."""
+
+from __future__ import annotations
+
+import kopf
+import pytest
+
+from corral.operator import main, settings
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "exact"),
+    [
+        ([], False),  # cluster-wide
+        (["team-a"], True),
+        (["team-a", "team-b"], True),
+        (["team-*"], False),  # a glob needs namespace scanning to find its matches
+        (["team-a", "prod-?"], False),
+    ],
+)
+def test_scanning_is_off_only_for_namespaces_named_exactly(
+    namespaces: list[str], exact: bool
+) -> None:
+    assert main.exact_names(namespaces) is exact
+    kopf_settings = kopf.OperatorSettings()
+    main.configure(kopf_settings, settings.load(), [], exact_namespaces=exact)
+    assert kopf_settings.scanning.disabled is exact
