@@ -63,6 +63,10 @@ crds: venv ## regenerate crds/, the chart's copy and docs/reference.md from corr
 	rm -f charts/corral/files/crds/*.yaml
 	cp crds/*.yaml charts/corral/files/crds/
 
+.PHONY: docs
+docs: crds ## regenerate docs/reference.md and docs/metrics.md from the code
+	$(PY) hack/metricsdoc.py --write
+
 .PHONY: manifests
 manifests: crds ## regenerate deploy/ (plain manifests) from the Helm chart
 	$(PY) hack/deploymanifests.py --write

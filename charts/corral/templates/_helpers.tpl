@@ -43,6 +43,11 @@ app.kubernetes.io/component: operator
 - apiGroups: [corral.dev]
   resources: [agents/status, personas/status, tools/status]
   verbs: [get, patch]
+# Children carry blockOwnerDeletion: clusters enforcing owner-reference permissions
+# (OwnerReferencesPermissionEnforcement, e.g. OpenShift) require this to set it.
+- apiGroups: [corral.dev]
+  resources: [agents/finalizers]
+  verbs: [update]
 - apiGroups: [""]
   resources: [configmaps, services]
   verbs: [get, list, watch, create, patch]

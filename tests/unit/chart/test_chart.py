@@ -91,7 +91,8 @@ def test_namespaced_mode_renders_a_role_per_watched_namespace(helm: Path) -> Non
     assert not [doc for doc in docs if doc["kind"].startswith("Cluster")]
     deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--namespace=team-a" in args and "--namespace=team-b" in args
+    assert "--namespace=team-a" in args
+    assert "--namespace=team-b" in args
 
 
 def test_operator_pod_is_restricted_recreated_and_probed_for_liveness_only(helm: Path) -> None:
@@ -99,7 +100,8 @@ def test_operator_pod_is_restricted_recreated_and_probed_for_liveness_only(helm:
         doc for doc in documents(template(helm).stdout) if doc["kind"] == "Deployment"
     )
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    assert spec["replicas"] == 1
+    assert spec["strategy"]["type"] == "Recreate"
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -112,7 +114,8 @@ def test_operator_pod_is_restricted_recreated_and_probed_for_liveness_only(helm:
     }
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert "readinessProbe" not in container
-    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]
 
 
 def test_service_monitor_is_rendered_only_when_the_api_exists(helm: Path) -> None:
@@ -162,9 +165,8 @@ def test_values_schema_describes_every_default_value() -> None:
             props = node.get("properties", {})
             if key not in props:
                 # free-form maps (resources, nodeSelector, ...) describe their entries generically
-                assert (
-                    "additionalProperties" in node and node["additionalProperties"] is not False
-                ), f"values.schema.json does not describe {'.'.join(path)}"
+                described = node.get("additionalProperties", False) is not False
+                assert described, f"values.schema.json does not describe {'.'.join(path)}"
                 break
             node = props[key]
         else:

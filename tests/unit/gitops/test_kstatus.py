@@ -108,13 +108,11 @@ def test_agent_without_status_reads_as_current_which_is_why_the_crd_defaults_one
 
 
 @pytest.mark.parametrize("kind", ["Persona", "Tool"])
-def test_invalid_persona_or_tool_reads_as_in_progress_as_the_operator_sets_no_stalled(
+def test_invalid_persona_or_tool_is_stalled_and_reads_as_failed(
     verdict: Verdict, kind: str
 ) -> None:
-    # Documented in docs/gitops.md (caveats); if the operator starts setting Stalled here,
-    # this turns Failed: update the caveat with it.
     problem = ("InvalidSpec", "spec.parameters is not a valid JSON Schema")
     assert verdict(objects.referenced(kind, problem=problem)) == {
-        "status": "InProgress",
+        "status": "Failed",
         "message": problem[1],
     }
