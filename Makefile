@@ -35,6 +35,10 @@ uv.lock: pyproject.toml | $(UV)
 binaries: venv ## build the pinned Kubernetes, etcd, kwok and helm binaries into the cache
 	$(PY) hack/cluster.py build
 
+.PHONY: model-server
+model-server: venv ## install llama-cpp-python + Gemma 3 270M into ~/.cache/corral (once)
+	$(PY) hack/llamaserver.py install
+
 .PHONY: cluster-up
 cluster-up: venv ## start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok)
 	$(PY) hack/cluster.py up
@@ -72,11 +76,15 @@ manifests: crds ## regenerate deploy/ (plain manifests) from the Helm chart
 	$(PY) hack/deploymanifests.py --write
 
 .PHONY: test
-test: venv binaries ## every test, including those against the real API server
+test: venv binaries model-server ## every test, including those against the real API server
 	$(VENV)/bin/pytest
 
+.PHONY: bench
+bench: venv binaries ## benchmarks: runtime + operator (~20 min); rewrites bench/RESULTS.md
+	$(PY) -m bench
+
 .PHONY: demo
-demo: venv binaries ## the whole path on the local control plane, ending in a streamed chat
+demo: venv binaries model-server ## the whole path on the local control plane, ending in a streamed chat
 	$(PY) hack/demo.py up
 
 .PHONY: demo-down
