@@ -38,6 +38,12 @@ def operator_as_chart_account(
 ) -> Iterator[Path]:
     """Install the chart in namespaced mode watching `namespace`, then run `corral operator`
     locally with its ServiceAccount's token. Yields the operator's log path."""
+    # The CRDs as every test installs them (idempotent); the chart's own CRD path is
+    # tested in tests/integration/chart.
+    cluster.kubectl(
+        "apply", "--server-side", "--field-manager=corral-crds", "-f", str(ROOT / "crds")
+    )
+    cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     cluster.helm(
         "install", "corral", str(CHART), "-n", namespace,
         "--set", "watch.allNamespaces=false", "--set", f"watch.namespaces={{{namespace}}}",
