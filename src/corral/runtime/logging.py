@@ -4,7 +4,10 @@
 (uvicorn's own access log is off: the middleware writes one access line per request, with
 route, status, duration and request id, never a prompt, key or session id). `request_id` is a
 context variable set by the middleware, so every log line written while serving a request
-carries it. Called by `main` at startup; writes to stderr.
+carries it. The access line is written on every request, so `configure` also turns off what
+the formatter never prints (a record's caller, thread and process: the switches of the logging
+HOWTO's "Optimization" section) and the encoder is built once. Called by `main` at startup;
+writes to stderr.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "color_message",
     "taskName",
 }
+_encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
 class JsonFormatter(logging.Formatter):
@@ -49,7 +53,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _encode(entry)
 
 
 def configure(level: str = "INFO") -> None:
@@ -59,6 +63,10 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()

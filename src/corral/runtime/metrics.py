@@ -6,7 +6,9 @@ types are class names. No API key, user, session or prompt ever becomes a label.
 `corral_*` series, the OpenTelemetry GenAI client metrics are exported under their
 Prometheus names (`gen_ai_client_operation_duration_seconds`, `gen_ai_client_token_usage`)
 with the bucket boundaries the semantic conventions recommend. Recorded at the edges (the
-middleware, the serving layer, the provider observer, the tool runner). No I/O.
+middleware, the serving layer, the provider observer, the tool runner); the per-request
+recordings keep the labelled children they touch, keyed by the already-bounded label values,
+because `labels()` costs more than the increment itself. No I/O.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ GENAI_TOKEN_BUCKETS = (
 )  # fmt: skip
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
+_RequestChildren = tuple[Counter, Histogram]
+_UsageChildren = tuple[Counter, Counter, Histogram, Histogram]
+_CallChildren = tuple[Counter, Histogram, Counter | None]
+
 
 class Metrics:
     """The runtime's metrics. `models` and `tools` are the names labels may take."""
@@ -47,6 +53,10 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._models = frozenset(models)
         self._tools = frozenset(tools)
+        # Labelled children per bounded label tuple (see the module docstring).
+        self._request_children: dict[tuple[str, int], _RequestChildren] = {}
+        self._usage_children: dict[tuple[str, str], _UsageChildren] = {}
+        self._call_children: dict[tuple[str, str, str], _CallChildren] = {}
         r = self.registry
         self.requests = Counter(
             "corral_requests", "HTTP requests by route and status.", ["route", "status"],
@@ -140,24 +150,45 @@ class Metrics:
 
     def request(self, route: str, status: int, seconds: float) -> None:
         route = route if route in ROUTES else "other"
-        self.requests.labels(route, str(status)).inc()
-        self.request_duration.labels(route).observe(seconds)
+        children = self._request_children.get((route, status))
+        if children is None:
+            children = self._request_children[(route, status)] = (
+                self.requests.labels(route, str(status)),
+                self.request_duration.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def usage(self, provider: str, model: str, prompt: int, completion: int) -> None:
-        model = self.model_label(model)
-        self.tokens.labels("prompt").inc(prompt)
-        self.tokens.labels("completion").inc(completion)
-        self.genai_tokens.labels("chat", provider, model, "input").observe(prompt)
-        self.genai_tokens.labels("chat", provider, model, "output").observe(completion)
+        key = (provider, self.model_label(model))
+        children = self._usage_children.get(key)
+        if children is None:
+            children = self._usage_children[key] = (
+                self.tokens.labels("prompt"),
+                self.tokens.labels("completion"),
+                self.genai_tokens.labels("chat", *key, "input"),
+                self.genai_tokens.labels("chat", *key, "output"),
+            )
+        children[0].inc(prompt)
+        children[1].inc(completion)
+        children[2].observe(prompt)
+        children[3].observe(completion)
 
     def provider_call(self, provider: str, model: str, outcome: str, seconds: float) -> None:
         """One call to one model ended; `outcome` is "ok" or a bounded error label."""
-        model = self.model_label(model)
-        self.provider_calls.labels(provider, model, outcome).inc()
-        error_type = "" if outcome == "ok" else outcome
-        self.genai_duration.labels("chat", provider, model, error_type).observe(seconds)
-        if error_type:
-            self.provider_errors.labels(provider, model, error_type).inc()
+        key = (provider, self.model_label(model), outcome)
+        children = self._call_children.get(key)
+        if children is None:
+            error_type = "" if outcome == "ok" else outcome
+            children = self._call_children[key] = (
+                self.provider_calls.labels(*key),
+                self.genai_duration.labels("chat", *key[:2], error_type),
+                self.provider_errors.labels(*key[:2], error_type) if error_type else None,
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+        if children[2] is not None:
+            children[2].inc()
 
     def failover(self, from_model: str, to_model: str) -> None:
         self.provider_failovers.labels(

@@ -40,6 +40,39 @@ def test_labels_outside_the_config_collapse_to_bounded_values() -> None:
     assert not {"/v1/whatever/user-123", "invented_by_model", "gpt-4o-2024-08-06"} & labels
 
 
+def test_repeated_recordings_add_up_in_their_own_series() -> None:
+    recorder = metrics.Metrics(models=["a", "b"])
+    for _ in range(3):
+        recorder.request("/v1/chat/completions", 200, 0.01)
+        recorder.provider_call("openai", "a", "ok", 0.1)
+        recorder.usage("openai", "a", 5, 2)
+    recorder.request("/v1/chat/completions", 429, 0.01)
+    recorder.request("/v1/elsewhere", 200, 0.01)
+    recorder.provider_call("openai", "a", "timeout", 1.0)
+    recorder.provider_call("openai", "b", "ok", 0.1)
+    recorder.usage("openai", "b", 1, 1)
+
+    found = samples(recorder)
+    route = ("route", "/v1/chat/completions")
+    assert found[("corral_requests_total", (route, ("status", "200")))] == 3
+    assert found[("corral_requests_total", (route, ("status", "429")))] == 1
+    assert found[("corral_requests_total", (("route", "other"), ("status", "200")))] == 1
+    assert found[("corral_request_duration_seconds_count", (route,))] == 4
+    calls = "corral_provider_calls_total"
+    assert found[(calls, (("model", "a"), ("outcome", "ok"), ("provider", "openai")))] == 3
+    assert found[(calls, (("model", "a"), ("outcome", "timeout"), ("provider", "openai")))] == 1
+    assert found[(calls, (("model", "b"), ("outcome", "ok"), ("provider", "openai")))] == 1
+    errors = [key for key in found if key[0] == "corral_provider_errors_total"]
+    assert errors == [
+        (
+            "corral_provider_errors_total",
+            (("error_type", "timeout"), ("model", "a"), ("provider", "openai")),
+        )
+    ]
+    assert found[("corral_tokens_total", (("direction", "prompt"),))] == 16
+    assert found[("corral_tokens_total", (("direction", "completion"),))] == 7
+
+
 def test_the_observer_records_attempts_failovers_and_circuit_states() -> None:
     recorder = metrics.Metrics(models=["a", "b"])
     observer = metrics.ProviderObserver(recorder)

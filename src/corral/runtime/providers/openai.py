@@ -2,33 +2,32 @@
 
 One long-lived `AsyncOpenAI` client per model endpoint, created by `factory.build_chain` at
 startup, with the SDK's own retries off (the failover chain retries) and a per-attempt timeout.
-Streams ask for `stream_options.include_usage` so the last piece carries usage. SDK exceptions
-become our `ProviderError` classes here and nowhere else. Does network I/O.
+Requests go through the SDK's own `post` (its transport, headers, timeouts, status-error
+classes and SSE decoding) with the body we built and `cast_to=object`, so the SDK hands back
+decoded JSON: `chat.completions.create` would first walk the messages against its TypedDicts
+and then build pydantic models of the answer, together most of a call's CPU against a fast
+upstream. `openai_mapping` turns that JSON into our shapes. Streams ask for
+`stream_options.include_usage` so the last piece carries usage. SDK exceptions become our
+`ProviderError` classes here and nowhere else. Does network I/O.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
-import pydantic
-from openai.types import chat
 
-from corral.runtime.providers import base, upstream
+from corral.runtime.providers import base, openai_mapping, upstream
 
 NAME = "openai"
 # AsyncOpenAI refuses to start without a key; keyless local servers ignore this one.
 KEYLESS = "no-key"
 CONNECT_TIMEOUT = 10.0
-
-_FINISH: dict[str, base.FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-    "content_filter": "content_filter",
-}
+PATH = "/chat/completions"
+# Chunks stay decoded JSON (no pydantic model per chunk); see the module docstring.
+CHUNKS = openai.AsyncStream[object]
 
 
 class OpenAIProvider:
@@ -64,10 +63,13 @@ class OpenAIProvider:
 
     async def complete(self, params: base.ChatParams) -> base.Completion:
         try:
-            response = await self._client.chat.completions.create(**self._body(params))
+            data = await self._client.post(PATH, body=self._body(params), cast_to=object)
+            if isinstance(data, str):
+                # The SDK decodes only bodies labelled JSON; some servers mislabel theirs.
+                data = json.loads(data)
+            return openai_mapping.completion_from(data, self._model)
         except (openai.OpenAIError, ValueError) as err:
             raise provider_error(err) from err
-        return completion_from(response)
 
     async def stream(self, params: base.ChatParams) -> AsyncIterator[base.Delta]:
         body = self._body(params)
@@ -75,10 +77,12 @@ class OpenAIProvider:
         body["stream_options"] = {"include_usage": True}
         finished = False
         try:
-            chunks = await self._client.chat.completions.create(**body)
+            chunks = await self._client.post(
+                PATH, body=body, cast_to=object, stream=True, stream_cls=CHUNKS
+            )
             async with chunks:
                 async for chunk in chunks:
-                    delta = delta_from(chunk)
+                    delta = openai_mapping.delta_from(chunk)
                     if delta is not None:
                         finished = finished or delta.finish_reason is not None
                         yield delta
@@ -113,7 +117,7 @@ class OpenAIProvider:
 
 
 def provider_error(err: Exception) -> base.ProviderError:
-    """Our error for an exception the SDK (or its JSON parsing) raised."""
+    """Our error for an exception the SDK (or the JSON decoding and mapping) raised."""
     if isinstance(err, openai.APITimeoutError):
         return base.ProviderTimeout("upstream timed out", provider=NAME)
     if isinstance(err, openai.APIStatusError):
@@ -121,7 +125,9 @@ def provider_error(err: Exception) -> base.ProviderError:
         return upstream.error_for_status(NAME, err.status_code, _message(err), retry_after)
     if isinstance(err, openai.APIConnectionError):
         return base.ProviderUnavailable(f"cannot reach upstream: {err}", provider=NAME)
-    if isinstance(err, ValueError | pydantic.ValidationError | openai.APIResponseValidationError):
+    if isinstance(err, openai_mapping.Malformed):
+        return base.ProviderUnavailable(f"malformed response from upstream: {err}", provider=NAME)
+    if isinstance(err, ValueError | openai.APIResponseValidationError):
         return base.ProviderUnavailable("malformed response from upstream", provider=NAME)
     return base.ProviderUnavailable(f"upstream error: {err}", provider=NAME)
 
@@ -133,55 +139,3 @@ def _message(err: openai.APIStatusError) -> str:
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
             return str(inner["message"])
     return err.message
-
-
-def _finish(value: str | None) -> base.FinishReason:
-    return _FINISH.get(value or "stop", "stop")
-
-
-def _usage(usage: Any) -> base.Usage | None:
-    if usage is None:
-        return None
-    return base.Usage(
-        prompt_tokens=usage.prompt_tokens or 0, completion_tokens=usage.completion_tokens or 0
-    )
-
-
-def completion_from(response: chat.ChatCompletion) -> base.Completion:
-    if not response.choices:
-        raise base.ProviderUnavailable("upstream answer has no choices", provider=NAME)
-    choice = response.choices[0]
-    calls = [
-        base.ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments)
-        for call in choice.message.tool_calls or []
-        if call.type == "function"
-    ]
-    return base.Completion(
-        content=choice.message.content,
-        tool_calls=calls,
-        finish_reason=_finish(choice.finish_reason),
-        usage=_usage(response.usage),
-        model=response.model,
-    )
-
-
-def delta_from(chunk: chat.ChatCompletionChunk) -> base.Delta | None:
-    """Our Delta for one chunk, or None for a chunk that carries nothing (the role-only head)."""
-    usage = _usage(chunk.usage)
-    if not chunk.choices:
-        return base.Delta(usage=usage) if usage is not None else None
-    choice = chunk.choices[0]
-    calls = [
-        base.ToolCallDelta(
-            index=call.index,
-            id=call.id,
-            name=call.function.name if call.function else None,
-            arguments=(call.function.arguments or "") if call.function else "",
-        )
-        for call in choice.delta.tool_calls or []
-    ]
-    content = choice.delta.content or None
-    finish = _finish(choice.finish_reason) if choice.finish_reason else None
-    if content is None and not calls and finish is None and usage is None:
-        return None
-    return base.Delta(content=content, tool_calls=calls, finish_reason=finish, usage=usage)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 from corral.api.runtimeconfig import ModelEndpoint
@@ -67,3 +71,25 @@ def test_gemini_needs_a_key() -> None:
 def test_keys_are_read_from_the_given_environment_and_trimmed() -> None:
     assert factory.api_key(PRIMARY, {"OPENAI_KEY": f"{SECRET}\n"}) == SECRET
     assert factory.api_key(KEYLESS, {}) is None
+
+
+def test_an_openai_only_runtime_never_imports_the_gemini_sdk() -> None:
+    """google.genai costs ~0.3 s of CPU to import; only a Gemini model may pay for it.
+    In a fresh interpreter, because this test module itself imports the gemini provider."""
+    probe = textwrap.dedent(
+        """
+        import sys
+        from corral.api.runtimeconfig import ModelEndpoint
+        from corral.runtime import app, main
+        from corral.runtime.providers import factory
+
+        endpoint = ModelEndpoint(provider="openai", name="m", base_url="http://127.0.0.1:9/v1")
+        factory.build_chain([endpoint], {})
+        print(sorted(name for name in sys.modules if name.startswith("google")))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
