@@ -90,7 +90,9 @@ def run_operator(config: settings.Settings, kube: handles.Cluster) -> None:
     _spawn(
         config,
         "demo-operator",
-        [*CORRAL, "operator", "--all-namespaces",
+        # Only the demo's namespace: an operator watching every namespace would fight any
+        # other operator on the cluster (the test suite's, for one) over their Agents.
+        [*CORRAL, "operator", f"--namespace={AGENT_NS}",
          f"--liveness-port={OPERATOR_HEALTH_PORT}", f"--metrics-port={OPERATOR_METRICS_PORT}"],
         OPERATOR_HEALTH_PORT,
         f"http://127.0.0.1:{OPERATOR_HEALTH_PORT}/healthz",

@@ -5,7 +5,8 @@ the live object and skips the write when the live object already carries the des
 `corral.dev/applied-hash` and contains every desired field (so an idle reconcile writes
 nothing, and a hand edit of an owned field is reverted by the next reconcile). Writes are
 server-side apply with field manager `corral` and force, owning only the rendered fields.
-A PodDisruptionBudget that is no longer wanted is deleted.
+A PodDisruptionBudget that is no longer wanted is deleted (looked for only when the caller
+cannot tell that none is left).
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ class Applied:
     deleted: list[str]
 
 
-async def apply_children(client: kube.Kube, children: Children, owner_uid: str) -> Applied:
+async def apply_children(
+    client: kube.Kube, children: Children, owner_uid: str, pdb_known_absent: bool = False
+) -> Applied:
+    """Apply what changed. `pdb_known_absent`: the last apply of this Agent left no budget of
+    its own behind, so an unwanted one need not be looked for."""
     live: dict[str, dict[str, Any]] = {}
     before: dict[str, dict[str, Any] | None] = {}
     written: list[str] = []
@@ -45,7 +50,11 @@ async def apply_children(client: kube.Kube, children: Children, owner_uid: str) 
             continue
         live[kind] = await client.apply(desired)
         written.append(kind)
-    if children.pdb is None and await _delete_unwanted_pdb(client, children, owner_uid):
+    if (
+        children.pdb is None
+        and not pdb_known_absent
+        and await _delete_unwanted_pdb(client, children, owner_uid)
+    ):
         deleted.append("PodDisruptionBudget")
     return Applied(live=live, before=before, written=written, deleted=deleted)
 

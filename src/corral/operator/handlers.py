@@ -2,8 +2,10 @@
 
 Importing this module registers the handlers on Kopf's default registry; `main.run` does that.
 Each handler is a few lines; errors are mapped to Kopf's retry semantics here and only here
-(`errors.to_kopf`). There are no finalizers: owner references delete the children, so deleting
-an Agent never waits for the operator.
+(`errors.to_kopf`). Event handlers only hand the event to the `Operator`, which decides
+whether it is news and does any work in the background. A Secret's values are reduced to
+digests here and in its index function; they go no further. There are no finalizers: owner
+references delete the children, so deleting an Agent never waits for the operator.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import kopf
 
 from corral.api import groups
-from corral.operator import errors, indexing, main, naming
+from corral.operator import errors, hashing, indexing, main, naming
 from corral.operator.operating import Operator
 
 AGENTS = (groups.GROUP, groups.VERSION, groups.PLURALS[groups.AGENT])
@@ -53,8 +55,8 @@ def agents_by_reference(body: kopf.Body, **_: Any) -> dict[indexing.Key, str]:
 
 
 @kopf.index(*AGENTS)
-def agents_by_namespace(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return indexing.by_namespace(body)
+def agents_by_namespace(body: kopf.Body, **_: Any) -> dict[str, str]:
+    return indexing.name_by_namespace(body)
 
 
 @kopf.index(*TOOLS)
@@ -63,13 +65,18 @@ def tools_by_reference(body: kopf.Body, **_: Any) -> dict[indexing.Key, str]:
 
 
 @kopf.index(*PERSONAS)
-def personas_by_namespace(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return indexing.by_namespace(body)
+def personas(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any]]:
+    return indexing.spec_by_name(body)
 
 
 @kopf.index(*TOOLS)
-def tools_by_namespace(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return indexing.by_namespace(body)
+def tools(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any]]:
+    return indexing.spec_by_name(body)
+
+
+@kopf.index("v1", "secrets")
+def secrets(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, str]]:
+    return indexing.secret_digests(body)
 
 
 @kopf.on.resume(*AGENTS)
@@ -87,34 +94,43 @@ async def reconcile_agent(
 
 
 @kopf.on.event(*AGENTS)
-async def agent_event(
-    type: str | None, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
-) -> None:
-    await _operator(memo).agent_changed(type, _ns(namespace), name)
+async def agent_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _operator(memo).agent_changed(type, body)
 
 
 @kopf.on.event(*PERSONAS)
 async def persona_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await _operator(memo).referenced_changed(groups.PERSONA, type, body)
+    _operator(memo).referenced_changed(groups.PERSONA, type, body)
 
 
 @kopf.on.event(*TOOLS)
 async def tool_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await _operator(memo).referenced_changed(groups.TOOL, type, body)
+    _operator(memo).referenced_changed(groups.TOOL, type, body)
 
 
 @kopf.on.event("v1", "secrets")
-async def secret_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    await _operator(memo).secret_changed(_ns(namespace), name)
+async def secret_event(
+    type: str | None, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    # The values are reduced to one digest here: only "did the data change?" goes further.
+    digest = hashing.secret_data_digest(_ns(namespace), name, body.get("data"))
+    _operator(memo).secret_changed(type, _ns(namespace), name, digest)
 
 
 def _on_child(kind: str, resource: main.Resource) -> None:
     @kopf.on.event(*resource, labels=naming.MANAGED_SELECTOR, id=f"{kind.lower()}_event")
     async def child_event(
-        namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+        type: str | None,
+        namespace: str | None,
+        name: str,
+        labels: kopf.Labels,
+        meta: kopf.Meta,
+        memo: kopf.Memo,
+        **_: Any,
     ) -> None:
         agent = labels.get(naming.AGENT_LABEL)
-        await _operator(memo).child_changed(_ns(namespace), agent, kind)
+        version = meta.get("resourceVersion")
+        _operator(memo).child_changed(type, _ns(namespace), agent, kind, name, version)
 
 
 for _kind, _resource in CHILDREN.items():

@@ -3,8 +3,10 @@
 `config_hash` goes into the pod-template annotation `corral.dev/config-hash`: it changes
 exactly when the runtime config or the value of a referenced Secret key changes, which rolls
 the pods. `secret_digest` is how the API reader turns a Secret value into something hashable
-without the value leaving it. `manifest_hash` fingerprints a rendered child; `applying`
-compares it with the live child's `corral.dev/applied-hash` annotation.
+without the value leaving it; `secret_data_digest` does the same for a whole Secret, so the
+operator can tell a changed Secret from an event that changed nothing. `manifest_hash`
+fingerprints a rendered child; `applying` compares it with the live child's
+`corral.dev/applied-hash` annotation.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ def _sha256(*parts: str) -> str:
 def secret_digest(namespace: str, name: str, key: str, value: str) -> str:
     """A digest of one Secret key's (base64) value, domain-separated by its coordinates."""
     return _sha256("corral.dev/secret/v1", namespace, name, key, value)
+
+
+def secret_data_digest(namespace: str, name: str, data: Mapping[str, str] | None) -> str:
+    """A digest of all of a Secret's (base64) data: changes exactly when a value changes."""
+    return _sha256("corral.dev/secret-data/v1", namespace, name, canonical(data or {}))
 
 
 def config_hash(config_json: str, secret_digests: Mapping[tuple[str, str], str]) -> str:

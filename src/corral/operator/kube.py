@@ -4,8 +4,9 @@ Does I/O. Created once at operator startup (`connect`) and shared. Reads return 
 (None for 404); writes are server-side apply (field manager `corral`), JSON merge patches of
 `/status`, deletes and Event creation, and only `applying`, `reconciling` and `referenced`
 call them. API failures become the domain errors of `errors`. Also home of `ApiReader`, the
-`resolving.Reader` backed by the API server: Secret values are reduced to digests here and go
-no further.
+`resolving.Reader` backed by the API server, for a `Reconciler` without Kopf's indexes (the
+running operator resolves from those, see `indexing.Indexes`): Secret values are reduced to
+digests here and go no further.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import kopf
 from pydantic import ValidationError
 
 from corral.api import groups
-from corral.operator import kube, metrics, naming, operating, settings
+from corral.operator import indexing, kube, metrics, naming, operating, settings
 from corral.operator.reconciling import Reconciler
 
 Resource = tuple[str, str] | tuple[str, str, str]
@@ -25,8 +25,9 @@ INDEXES = (
     "agents_by_reference",
     "tools_by_reference",
     "agents_by_namespace",
-    "personas_by_namespace",
-    "tools_by_namespace",
+    "personas",
+    "tools",
+    "secrets",
 )
 
 
@@ -116,11 +117,12 @@ async def start(
     configure(kopf_settings, config, children, exact_namespaces=bool(memo.get("exact")))
     client = await kube.connect(config.request_timeout, config.connect_timeout)
     client.on_write = meters.write
+    indexes = indexing.Indexes(**{name: indices[name] for name in INDEXES})
     operator = operating.Operator(
         settings=config,
         client=client,
-        reconciler=Reconciler(client=client, settings=config, metrics=meters),
-        indexes=operating.Indexes(**{name: indices[name] for name in INDEXES}),
+        reconciler=Reconciler(client=client, settings=config, metrics=meters, reader=indexes),
+        indexes=indexes,
         metrics=meters,
     )
     operator.drift_task = asyncio.create_task(operator.drift_loop(), name="corral-drift-check")

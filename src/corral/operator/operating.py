@@ -1,9 +1,14 @@
 """The running operator: shared clients, the Agent reconciler, reactions to related changes.
 
-Does I/O. One `Operator` is built by the Kopf startup handler (`start`) and reached by every
-handler through Kopf's memo. It turns "something changed" (a Persona, Tool, Secret, child
-object or another Agent) into reconciles of exactly the Agents that depend on it, keeps
-Persona/Tool status current, and runs the periodic drift check.
+Does I/O. One `Operator` is built by the Kopf startup handler (`main.start`) and reached by
+every handler through Kopf's memo. It turns events into work only when something the work
+depends on really changed (`changes`): a Persona's or Tool's spec (its generation), a Secret's
+data, the Personas/Tools an Agent references, an Agent appearing or going, a child written by
+someone other than the operator. Then it reconciles exactly the Agents that depend on the
+object and refreshes the status of exactly the Personas and Tools whose status may differ.
+Status-only events, the operator's own status writes among them, cause nothing. The work runs
+in the background, coalesced per object (`coalescing`), so an event handler returns at once.
+Also runs the periodic drift check.
 """
 
 from __future__ import annotations
@@ -12,32 +17,21 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from corral.api import groups
-from corral.operator import indexing, kube, referenced
+from corral.operator import changes, coalescing, indexing, kube, referenced
 from corral.operator.metrics import Metrics
 from corral.operator.reconciling import Reconciler, utcnow
 from corral.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
-NamespaceIndex = Mapping[str, Collection[Mapping[str, Any]]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Indexes:
-    """Kopf's live indexes (see `handlers` for the index functions)."""
-
-    agents_by_reference: indexing.ReferenceIndex
-    tools_by_reference: indexing.ReferenceIndex
-    agents_by_namespace: NamespaceIndex
-    personas_by_namespace: NamespaceIndex
-    tools_by_namespace: NamespaceIndex
-
-    def agent_names(self, namespace: str) -> set[str]:
-        return {obj["metadata"]["name"] for obj in self.agents_by_namespace.get(namespace, ())}
+# What makes a Persona's or Tool's status worth recomputing, and what makes its users'
+# children worth re-rendering. A listing at startup needs no reconcile: every Agent resumes.
+REFRESH_ON = frozenset({changes.Change.LISTED, changes.Change.NEW, changes.Change.CHANGED})
+RECONCILE_ON = frozenset({changes.Change.NEW, changes.Change.CHANGED, changes.Change.GONE})
 
 
 @dataclasses.dataclass
@@ -45,84 +39,129 @@ class Operator:
     settings: OperatorSettings
     client: kube.Kube
     reconciler: Reconciler
-    indexes: Indexes
+    indexes: indexing.Indexes
     metrics: Metrics
     drift_task: asyncio.Task[None] | None = None
+    _versions: changes.Versions = dataclasses.field(default_factory=changes.Versions)
+    _references: changes.References = dataclasses.field(default_factory=changes.References)
+    _refreshes: coalescing.Coalescer[changes.Key] = dataclasses.field(
+        default_factory=coalescing.Coalescer
+    )
 
-    async def agent_changed(self, event_type: str | None, namespace: str, name: str) -> None:
-        """An Agent was added, changed or deleted: update Persona/Tool usage and readiness,
-        and re-reconcile Agents whose Tools call this one."""
-        if event_type == "DELETED":
+    def agent_changed(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """An Agent was listed, added, changed or deleted. Refresh the Personas and Tools whose
+        `usedBy` this changes and, when the Agent came or went, the agent Tools calling it; when
+        it was added or deleted, reconcile the Agents whose agent Tools call it. Its own status
+        changes (most Agent events) cause nothing."""
+        namespace, name = indexing.identity(body)
+        gone = event_type == "DELETED"
+        if gone:
             self.reconciler.forget(namespace, name)
-        await self.refresh_referenced(namespace)
-        for agent in self._dependents(groups.AGENT, namespace, name):
-            await self.reconciler.trigger(namespace, agent, f"Agent {name!r} changed")
+        references = {} if gone else indexing.agent_references(body)
+        usage = self._references.observe(namespace, name, event_type, references)
+        for key in sorted(usage.stale):
+            self._refresh(key)
+        if usage.came_or_went:
+            for tool in sorted(
+                self.indexes.tools_by_reference.get((groups.AGENT, namespace, name), ())
+            ):
+                self._refresh((groups.TOOL, namespace, tool))
+        if event_type in ("ADDED", "DELETED"):
+            self._reconcile_dependents(groups.AGENT, namespace, name)
 
-    async def referenced_changed(
+    def referenced_changed(
         self, kind: str, event_type: str | None, body: Mapping[str, Any]
     ) -> None:
-        """A Persona or Tool changed: refresh its status, re-reconcile the Agents using it."""
-        meta = body.get("metadata") or {}
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        if event_type != "DELETED":
-            await self._refresh_one(kind, body)
-        for agent in self._dependents(kind, namespace, name):
-            await self.reconciler.trigger(namespace, agent, f"{kind} {name!r} changed")
+        """A Persona or Tool event: only a new, changed (new generation) or deleted one matters."""
+        namespace, name = indexing.identity(body)
+        key = (kind, namespace, name)
+        generation = str((body.get("metadata") or {}).get("generation") or 0)
+        change = self._versions.observe(key, event_type, generation)
+        if change in REFRESH_ON:
+            self._refresh(key)
+        elif change is changes.Change.GONE:
+            self._refreshes.forget(key)
+        if change in RECONCILE_ON:
+            self._reconcile_dependents(kind, namespace, name)
 
-    async def secret_changed(self, namespace: str, name: str) -> None:
-        for agent in self._dependents("Secret", namespace, name):
-            await self.reconciler.trigger(namespace, agent, f"Secret {name!r} changed")
+    def secret_changed(
+        self, event_type: str | None, namespace: str, name: str, data_digest: str
+    ) -> None:
+        """A Secret event: its users are reconciled only when its data changed."""
+        change = self._versions.observe(("Secret", namespace, name), event_type, data_digest)
+        if change in RECONCILE_ON:
+            self._reconcile_dependents("Secret", namespace, name)
 
-    async def child_changed(self, namespace: str, agent: str | None, kind: str) -> None:
-        """An owned object changed (status, hand edit, deletion): reconcile its Agent."""
-        if agent:
-            await self.reconciler.trigger(namespace, agent, f"its {kind} changed")
-
-    async def refresh_referenced(self, namespace: str) -> None:
-        """Bring every Persona/Tool status in the namespace up to date (writes only changes)."""
-        for kind, index in (
-            (groups.PERSONA, self.indexes.personas_by_namespace),
-            (groups.TOOL, self.indexes.tools_by_namespace),
-        ):
-            for body in list(index.get(namespace, ())):
-                await self._refresh_one(kind, body)
+    def child_changed(
+        self,
+        event_type: str | None,
+        namespace: str,
+        agent: str | None,
+        kind: str,
+        name: str,
+        resource_version: str | None,
+    ) -> None:
+        """An owned object changed (status, hand edit, deletion): reconcile its Agent, unless
+        the event only echoes the operator's own write. The listing at startup is covered by
+        the resume of every Agent."""
+        if not agent or event_type is None:
+            return
+        if self.reconciler.echoes.is_echo((kind, namespace, name), resource_version):
+            return
+        self.reconciler.schedule(namespace, agent, f"its {kind} changed")
 
     async def drift_loop(self) -> None:
-        """Every `drift_interval_seconds`, reconcile every known Agent (writes only drift)."""
+        """Every `drift_interval_seconds`, reconcile every known Agent and refresh every Persona
+        and Tool status (each writes only what drifted)."""
         while True:
             await asyncio.sleep(self.settings.drift_interval_seconds)
-            snapshot = {ns: list(objs) for ns, objs in self.indexes.agents_by_namespace.items()}
+            for kind in (groups.PERSONA, groups.TOOL):
+                for namespace, name in self.indexes.names(kind):
+                    self._refresh((kind, namespace, name))
+            snapshot = {ns: sorted(names) for ns, names in self.indexes.agents_by_namespace.items()}
             for namespace, agents in snapshot.items():
-                for agent in agents:
-                    name = agent["metadata"]["name"]
+                for name in agents:
                     await self.reconciler.trigger(namespace, name, "periodic drift check")
+
+    async def join(self) -> None:
+        """Wait until the reconciles and status refreshes started by events are done."""
+        await self._refreshes.join()
+        await self.reconciler.join()
 
     async def stop(self) -> None:
         if self.drift_task is not None:
             self.drift_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.drift_task
+        await self.reconciler.close()
+        await self._refreshes.close()
         await self.client.close()
 
-    def _dependents(self, kind: str, namespace: str, name: str) -> list[str]:
-        return sorted(
-            indexing.dependents(
-                kind,
-                namespace,
-                name,
-                self.indexes.agents_by_reference,
-                self.indexes.tools_by_reference,
-            )
+    def _reconcile_dependents(self, kind: str, namespace: str, name: str) -> None:
+        found = indexing.dependents(
+            kind,
+            namespace,
+            name,
+            self.indexes.agents_by_reference,
+            self.indexes.tools_by_reference,
         )
+        for agent in sorted(found):
+            self.reconciler.schedule(namespace, agent, f"{kind} {name!r} changed")
 
-    async def _refresh_one(self, kind: str, body: Mapping[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        used_by = indexing.used_by(kind, namespace, name, self.indexes.agents_by_reference)
+    def _refresh(self, key: changes.Key) -> None:
+        self._refreshes.spawn(key, lambda: self._refresh_now(key))
+
+    async def _refresh_now(self, key: changes.Key) -> None:
+        """Recompute a Persona's or Tool's status from the object as it is now (not from an
+        event body, which may be older than the operator's last status write)."""
+        kind, namespace, name = key
         try:
-            written = await referenced.refresh(
-                self.client, kind, body, used_by, self.indexes.agent_names(namespace), utcnow()
-            )
+            body = await self.client.get(kube.path(groups.API_VERSION, kind, namespace, name))
+            if body is None:
+                return
+            used_by = indexing.used_by(kind, namespace, name, self.indexes.agents_by_reference)
+            agents = self.indexes.agent_names(namespace)
+            written = await referenced.refresh(self.client, kind, body, used_by, agents, utcnow())
         except Exception as err:  # a status refresh must never break event handling
             self.metrics.errors.labels(kind=kind, reason=type(err).__name__).inc()
             log.warning("%s %s/%s: status not refreshed: %s", kind, namespace, name, err)

@@ -1,10 +1,12 @@
 """The reconcile of one Agent: resolve -> render -> apply -> status, as named steps.
 
 Does I/O through `kube.Kube`. `Reconciler.reconcile` is the one idempotent reconcile used for
-create, update and resume (via `handlers`), and `Reconciler.trigger` runs the same reconcile
-for changes elsewhere (a Persona, Tool, Secret or child changed; the periodic drift check),
-coalescing bursts and never raising. Reconciles of one Agent never overlap. A failure is
-written to the status first and then raised as a domain error for `handlers` to map.
+create, update and resume (via `handlers`); `trigger` (awaited, by the drift check) and
+`schedule` (in the background, by `operating` for changes elsewhere: a Persona, Tool, Secret
+or child) run the same reconcile, coalescing bursts and never raising. Reconciles of one Agent
+never overlap. A failure is written to the status first and then raised as a domain error for
+`handlers` to map. The resourceVersions of the children it writes are kept in `echoes`, so the
+watch events of its own writes do not trigger another reconcile.
 """
 
 from __future__ import annotations
@@ -19,7 +21,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from corral.api import groups
-from corral.operator import applying, errors, kube, naming, posting, resolving, statuses
+from corral.operator import (
+    applying,
+    changes,
+    coalescing,
+    errors,
+    kube,
+    naming,
+    posting,
+    resolving,
+    statuses,
+)
 from corral.operator.metrics import Metrics
 from corral.operator.rendering import children
 from corral.operator.settings import OperatorSettings
@@ -39,14 +51,15 @@ class Reconciler:
     settings: OperatorSettings
     metrics: Metrics
     clock: Callable[[], str] = utcnow
-    _locks: dict[AgentKey, asyncio.Lock] = dataclasses.field(default_factory=dict)
-    _pending: set[AgentKey] = dataclasses.field(default_factory=set)
+    reader: resolving.Reader | None = None
+    """Where references are resolved from (Kopf's indexes in the operator); None: the API."""
+    echoes: changes.Echoes = dataclasses.field(default_factory=changes.Echoes)
+    _runs: coalescing.Coalescer[AgentKey] = dataclasses.field(default_factory=coalescing.Coalescer)
     _managed: dict[AgentKey, frozenset[str]] = dataclasses.field(default_factory=dict)
 
     async def reconcile(self, namespace: str, name: str) -> None:
         """Reconcile the Agent now; raises errors.OperatorError after recording it in status."""
-        key = (namespace, name)
-        async with self._locks.setdefault(key, asyncio.Lock()):
+        async with self._runs.lock((namespace, name)):
             await self._measured(namespace, name)
 
     async def trigger(self, namespace: str, name: str, why: str) -> None:
@@ -55,21 +68,28 @@ class Reconciler:
         Never raises: failures are in the Agent's status already; transient API errors are
         retried a few times with backoff, after which the next event or drift check retries.
         """
-        key = (namespace, name)
-        if key in self._pending:
-            return
-        self._pending.add(key)
+        await self._runs.run((namespace, name), lambda: self._triggered(namespace, name, why))
+
+    def schedule(self, namespace: str, name: str, why: str) -> None:
+        """`trigger` in the background (for event handlers, which must not wait for it)."""
+        self._runs.spawn((namespace, name), lambda: self._triggered(namespace, name, why))
+
+    async def join(self) -> None:
+        """Wait until the reconciles running in the background are done."""
+        await self._runs.join()
+
+    async def close(self) -> None:
+        """Cancel the reconciles running in the background."""
+        await self._runs.close()
+
+    async def _triggered(self, namespace: str, name: str, why: str) -> None:
+        log.debug("reconciling Agent %s/%s: %s", namespace, name, why)
         try:
-            async with self._locks.setdefault(key, asyncio.Lock()):
-                self._pending.discard(key)
-                log.debug("reconciling Agent %s/%s: %s", namespace, name, why)
-                await self._with_retries(namespace, name)
+            await self._with_retries(namespace, name)
         except errors.OperatorError as err:
             log.info("Agent %s/%s not reconciled (%s): %s", namespace, name, why, err)
         except Exception:
             log.exception("Agent %s/%s: reconcile after %s failed", namespace, name, why)
-        finally:
-            self._pending.discard(key)
 
     async def _with_retries(self, namespace: str, name: str) -> None:
         for attempt in range(TRANSIENT_RETRIES + 1):
@@ -85,7 +105,16 @@ class Reconciler:
     def forget(self, namespace: str, name: str) -> None:
         """The Agent is gone: drop its bookkeeping."""
         self._managed.pop((namespace, name), None)
-        self._locks.pop((namespace, name), None)
+        self._runs.forget((namespace, name))
+        self.echoes.forget(
+            (kind, namespace, child)
+            for kind, child in (
+                ("ConfigMap", naming.configmap(name)),
+                ("Service", naming.service(name)),
+                ("Deployment", naming.deployment(name)),
+                ("PodDisruptionBudget", naming.pdb(name)),
+            )
+        )
         self._update_managed_gauge()
 
     async def _measured(self, namespace: str, name: str) -> None:
@@ -140,15 +169,24 @@ class Reconciler:
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         generation = int(meta.get("generation") or 0)
         try:
-            resolved = await resolving.resolve(body, kube.ApiReader(self.client))
+            reader = self.reader or kube.ApiReader(self.client)
+            resolved = await resolving.resolve(body, reader)
         except (errors.MissingReference, errors.InvalidSpec) as err:
             resolved_ok = False if isinstance(err, errors.MissingReference) else None
             return await self._failed(namespace, name, generation, err, resolved_ok), None
         try:
             desired = children.render(resolved, self.settings)
-            applied = await applying.apply_children(self.client, desired, str(meta.get("uid")))
+            # Known from this Agent's last apply: no budget of its own is left to delete.
+            last = self._managed.get((namespace, name))
+            no_pdb = last is not None and "PodDisruptionBudget" not in last
+            uid = str(meta.get("uid"))
+            applied = await applying.apply_children(self.client, desired, uid, no_pdb)
         except (errors.InvalidSpec, errors.NameConflict) as err:
             return await self._failed(namespace, name, generation, err, True), None
+        for kind in applied.written:
+            child = applied.live[kind].get("metadata") or {}
+            key = (kind, namespace, str(child.get("name")))
+            self.echoes.wrote(key, child.get("resourceVersion"))
         self._managed[(namespace, name)] = frozenset([groups.AGENT, *applied.live])
         self._update_managed_gauge()
         seen = statuses.Observation(

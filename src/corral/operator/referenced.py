@@ -1,9 +1,9 @@
 """Status of Personas and Tools: `Ready` and the Agents that use them.
 
 `desired` is pure; `refresh` patches `/status` through `kube.Kube` only when it differs from
-the object's current status (so an idle operator writes nothing). Called by `handlers` on
-Persona/Tool events and, for every Persona/Tool of a namespace, on Agent events (which is
-when `usedBy` can change).
+the status of the body it is given, which must be the object as just read (an event body may
+be older than the last status write). Called by `operating` when a Persona or Tool is first
+seen or its spec changes, when the Agents using it change, and at every drift check.
 """
 
 from __future__ import annotations

@@ -108,12 +108,12 @@ async def resolve(body: Mapping[str, Any], reader: Reader) -> Resolved:
     for tool in tools:
         selectors.extend(_tool_secrets(tool.spec))
     digests: dict[tuple[str, str], str] = {}
-    for sel in selectors:
-        digest = await reader.secret_digest(agent.namespace, sel.name, sel.key)
+    for name, key in dict.fromkeys((sel.name, sel.key) for sel in selectors):
+        digest = await reader.secret_digest(agent.namespace, name, key)
         if digest is None:
-            missing.append(errors.Reference("Secret", sel.name, sel.key))
+            missing.append(errors.Reference("Secret", name, key))
         else:
-            digests[(sel.name, sel.key)] = digest
+            digests[(name, key)] = digest
     if missing:
         raise errors.MissingReference(_unique(missing))
     return Resolved(agent=agent, persona=persona, tools=tuple(tools), secret_digests=digests)

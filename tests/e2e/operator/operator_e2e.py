@@ -159,6 +159,19 @@ class Cluster:
             versions[f"{kind}/{name}"] = obj["metadata"]["resourceVersion"] if obj else "absent"
         return versions
 
+    def listed(self, namespace: str, api_version: str, kind: str) -> list[dict[str, Any]]:
+        """Every object of `kind` in `namespace`, in one list request."""
+        items: list[dict[str, Any]] = self.api.get(kube.path(api_version, kind, namespace))["items"]
+        return items
+
+    def listed_versions(self, namespace: str, *kinds: tuple[str, str]) -> dict[str, str]:
+        """kind/name -> resourceVersion of every object of each (api_version, kind), by listing."""
+        return {
+            f"{kind}/{obj['metadata']['name']}": obj["metadata"]["resourceVersion"]
+            for api_version, kind in kinds
+            for obj in self.listed(namespace, api_version, kind)
+        }
+
     def events(self, namespace: str, reason: str | None = None) -> list[dict[str, Any]]:
         items = self.api.get(f"/api/v1/namespaces/{namespace}/events")["items"]
         return [e for e in items if reason is None or e.get("reason") == reason]

@@ -19,7 +19,7 @@ from operator_manifests import agent, full_set, persona
 from localcluster import binaries, cluster, handles, output, processes
 
 pytestmark = pytest.mark.cluster
-IDLE_SECONDS = 60
+IDLE_SECONDS = 30
 OperatorFactory = Callable[[list[str]], OperatorProcess]
 
 
@@ -71,7 +71,7 @@ def test_an_idle_or_restarted_operator_makes_zero_writes(
     writes = operator.metric("corral_operator_api_writes_total")
     events = len(kube.events(ns))
 
-    # A minute of idling spans several periodic drift checks (every 10s in these tests).
+    # Half a minute of idling spans periodic drift checks (every 10 s in these tests).
     deadline = time.monotonic() + IDLE_SECONDS
     while time.monotonic() < deadline:
         assert kube.resource_versions(ns, *OBSERVED) == before, operator.log_tail()

@@ -131,7 +131,13 @@ def test_hand_edits_to_the_deployment_are_reverted(
         return runtime["image"] == "registry.test/corral:e2e" and "livenessProbe" in runtime
 
     wait_for("the hand edits are reverted", restored, 60, shared_operator.log_tail)
-    assert kube.events(ns, reason="DriftReverted")
+    # The Event follows the write that reverted the edits.
+    wait_for(
+        "a DriftReverted Event",
+        lambda: kube.events(ns, reason="DriftReverted"),
+        10,
+        shared_operator.log_tail,
+    )
 
 
 def test_deleting_an_agent_garbage_collects_its_children(

@@ -113,6 +113,7 @@ class FakeKube:
 
     objects: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     writes: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    reads: list[str] = dataclasses.field(default_factory=list)
     events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     fail_next: list[Exception] = dataclasses.field(default_factory=list)
     """Errors the next applies raise, as the API server would under contention."""
@@ -133,6 +134,7 @@ class FakeKube:
 
     async def get(self, url: str) -> dict[str, Any] | None:
         await asyncio.sleep(0)  # yield like a real request, so concurrent reconciles interleave
+        self.reads.append(url)
         obj = self.objects.get(url)
         return copy.deepcopy(obj) if obj is not None else None
 

@@ -252,3 +252,36 @@ async def test_a_deleted_agent_is_forgotten_without_writes(api: FakeKube) -> Non
     del api.objects[AGENT_URL]
     await reconciler.reconcile("shop", "support")
     assert api.writes == []
+
+
+PDB_URL = kube.path("policy/v1", "PodDisruptionBudget", "shop", "support")
+
+
+@pytest.mark.anyio
+async def test_a_single_replica_agent_looks_for_a_budget_to_delete_only_once(api: FakeKube) -> None:
+    reconciler = make_reconciler(api)
+    await reconciler.reconcile("shop", "support")
+    await reconciler.reconcile("shop", "support")
+    assert api.reads.count(PDB_URL) == 1
+
+
+@pytest.mark.anyio
+async def test_scaling_down_to_one_replica_deletes_the_budget_it_had(api: FakeKube) -> None:
+    reconciler = make_reconciler(api)
+    body = api.at(AGENT_URL)
+    body["spec"]["replicas"] = 2
+    await reconciler.reconcile("shop", "support")
+    assert PDB_URL in api.objects
+    body["spec"]["replicas"] = 1
+    body["metadata"]["generation"] += 1
+    await reconciler.reconcile("shop", "support")
+    assert PDB_URL not in api.objects
+
+
+@pytest.mark.anyio
+async def test_a_scheduled_reconcile_runs_in_the_background(api: FakeKube) -> None:
+    reconciler = make_reconciler(api)
+    reconciler.schedule("shop", "support", "test")
+    assert DEPLOYMENT_URL not in api.objects
+    await reconciler.join()
+    assert DEPLOYMENT_URL in api.objects

@@ -155,3 +155,41 @@ def test_persona_and_tool_readiness(
 ) -> None:
     found = referenced.problem(kind, body, agents)
     assert (found[0] if found else None) == problem
+
+
+def secret_body(name: str, **data: str) -> dict[str, Any]:
+    meta = {"name": name, "namespace": "shop"}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "data": data}
+
+
+def indexes_of(reader: FakeReader, secrets: list[dict[str, Any]]) -> indexing.Indexes:
+    """The indexes Kopf would build from the reader's objects."""
+    agents = list(reader.agents.values())
+    return indexing.Indexes(
+        agents_by_reference=index(agents, indexing.agent_references),
+        tools_by_reference=index(list(reader.tools.values()), indexing.tool_references),
+        agents_by_namespace=index(agents, indexing.name_by_namespace),
+        personas=index(list(reader.personas.values()), indexing.spec_by_name),
+        tools=index(list(reader.tools.values()), indexing.spec_by_name),
+        secrets=index(secrets, indexing.secret_digests),
+    )
+
+
+@pytest.mark.anyio
+async def test_the_indexes_resolve_an_agent_exactly_as_reading_the_api_does() -> None:
+    secrets = [secret_body("openai", **{"api-key": "YQ=="}), secret_body("orders", token="Yg==")]
+    indexes = indexes_of(full_reader(), secrets)
+    assert await resolving.resolve(full_agent(), indexes) == await resolving.resolve(
+        full_agent(), full_reader()
+    )
+    without_billing = full_reader()
+    without_billing.agents = {}
+    with pytest.raises(errors.MissingReference, match="Agent 'billing'"):
+        await resolving.resolve(full_agent(), indexes_of(without_billing, secrets[:1]))
+
+
+def test_the_secret_index_holds_digests_never_values() -> None:
+    indexed = indexing.secret_digests(secret_body("openai", **{"api-key": "c2stcmVhbA=="}))
+    assert list(indexed) == [("shop", "openai")]
+    assert "c2stcmVhbA==" not in str(indexed)
+    assert set(indexed[("shop", "openai")]) == {"api-key"}
