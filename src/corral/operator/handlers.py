@@ -125,12 +125,14 @@ def _on_child(kind: str, resource: main.Resource) -> None:
         name: str,
         labels: kopf.Labels,
         meta: kopf.Meta,
+        body: kopf.Body,
         memo: kopf.Memo,
         **_: Any,
     ) -> None:
         agent = labels.get(naming.AGENT_LABEL)
         version = meta.get("resourceVersion")
-        _operator(memo).child_changed(type, _ns(namespace), agent, kind, name, version)
+        # A plain copy: Kopf may point its Body view at newer data before the work runs.
+        _operator(memo).child_changed(type, _ns(namespace), agent, kind, name, version, dict(body))
 
 
 for _kind, _resource in CHILDREN.items():

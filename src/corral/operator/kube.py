@@ -68,7 +68,7 @@ class Kube:
         try:
             return await self._call("GET", url)
         except errors.OperatorError as err:
-            if isinstance(err, _NotFound):
+            if isinstance(err, NotFound):
                 return None
             raise
 
@@ -91,7 +91,7 @@ class Kube:
 
     async def delete(self, kind: str, url: str) -> None:
         self._count(kind, "delete")
-        with contextlib.suppress(_NotFound):
+        with contextlib.suppress(NotFound):
             await self._call("DELETE", url, body={"propagationPolicy": "Background"})
 
     async def create(self, kind: str, url: str, obj: Mapping[str, Any]) -> None:
@@ -134,7 +134,9 @@ class Kube:
         return dict(result or {})
 
 
-class _NotFound(errors.OperatorError):
+class NotFound(errors.OperatorError):
+    """404: the object is gone (`get` returns None instead)."""
+
     reason = "NotFound"
 
 
@@ -142,7 +144,7 @@ def _api_error(method: str, url: str, exc: ApiException) -> errors.OperatorError
     message = _status_message(exc)
     where = f"{method} {url}: {exc.status} {message}"
     if exc.status == 404:
-        return _NotFound(where)
+        return NotFound(where)
     if exc.status == 409:
         return errors.ApiConflict(where)
     if exc.status in (400, 422):

@@ -23,7 +23,7 @@ from typing import Any
 from corral.api import groups
 from corral.operator import changes, coalescing, indexing, kube, referenced
 from corral.operator.metrics import Metrics
-from corral.operator.reconciling import Reconciler, utcnow
+from corral.operator.reconciling import ChildEvent, Reconciler, utcnow
 from corral.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -100,15 +100,17 @@ class Operator:
         kind: str,
         name: str,
         resource_version: str | None,
+        body: Mapping[str, Any] | None = None,
     ) -> None:
-        """An owned object changed (status, hand edit, deletion): reconcile its Agent, unless
-        the event only echoes the operator's own write. The listing at startup is covered by
-        the resume of every Agent."""
+        """An owned object changed (status, hand edit, deletion, or the operator's own write):
+        the Agent's reconciler judges it (see `Reconciler.child_changed`). A modified
+        Deployment goes with its body: its rollout may only move the Agent's status. The
+        listing at startup is covered by the resume of every Agent."""
         if not agent or event_type is None:
             return
-        if self.reconciler.echoes.is_echo((kind, namespace, name), resource_version):
-            return
-        self.reconciler.schedule(namespace, agent, f"its {kind} changed")
+        rollout = kind == "Deployment" and event_type == "MODIFIED"
+        event = ChildEvent(kind, name, resource_version, body if rollout else None)
+        self.reconciler.child_changed(namespace, agent, event)
 
     async def drift_loop(self) -> None:
         """Every `drift_interval_seconds`, reconcile every known Agent and refresh every Persona
@@ -149,7 +151,8 @@ class Operator:
             self.reconciler.schedule(namespace, agent, f"{kind} {name!r} changed")
 
     def _refresh(self, key: changes.Key) -> None:
-        self._refreshes.spawn(key, lambda: self._refresh_now(key))
+        delay = self.settings.status_refresh_delay_seconds
+        self._refreshes.spawn(key, lambda: self._refresh_now(key), delay)
 
     async def _refresh_now(self, key: changes.Key) -> None:
         """Recompute a Persona's or Tool's status from the object as it is now (not from an

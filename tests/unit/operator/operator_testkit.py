@@ -11,6 +11,7 @@ import asyncio
 import copy
 import dataclasses
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from corral.api import groups
@@ -30,6 +31,7 @@ def make_settings(**overrides: Any) -> settings.OperatorSettings:
         "termination_grace_seconds": 35,
         "pod_disruption_budgets": True,
         "reporting_instance": "unit-test",
+        "status_refresh_delay_seconds": 0,
         "default_resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "512Mi"},
@@ -117,6 +119,8 @@ class FakeKube:
     events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     fail_next: list[Exception] = dataclasses.field(default_factory=list)
     """Errors the next applies raise, as the API server would under contention."""
+    on_apply: Callable[[dict[str, Any]], None] | None = None
+    """Called with each applied object (to deliver its watch event at that moment)."""
     _versions: itertools.count[int] = dataclasses.field(default_factory=lambda: itertools.count(1))
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +135,12 @@ class FakeKube:
 
     def at(self, url: str) -> dict[str, Any]:
         return self.objects[url]
+
+    def touch(self, url: str) -> dict[str, Any]:
+        """A write by someone else (a controller): the object gets a new resourceVersion."""
+        obj = self.objects[url]
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        return obj
 
     async def get(self, url: str) -> dict[str, Any] | None:
         await asyncio.sleep(0)  # yield like a real request, so concurrent reconciles interleave
@@ -156,11 +166,15 @@ class FakeKube:
                 applied["status"] = current["status"]
         meta["resourceVersion"] = str(next(self._versions))
         self.objects[url] = applied
+        if self.on_apply is not None:
+            self.on_apply(copy.deepcopy(applied))
         return copy.deepcopy(applied)
 
     async def patch_status(self, kind: str, url: str, status: dict[str, Any]) -> None:
         self.writes.append(("patch-status", kind, url))
-        obj = self.objects[url]
+        obj = self.objects.get(url)
+        if obj is None:
+            raise kube.NotFound(f"PATCH {url}/status: 404")
         merged = {**obj.get("status", {}), **status}
         obj["status"] = {k: v for k, v in merged.items() if v is not None}
         obj["metadata"]["resourceVersion"] = str(next(self._versions))

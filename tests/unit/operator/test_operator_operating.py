@@ -104,7 +104,7 @@ class Kopf:
             meta = body["metadata"]
             owner = meta.get("labels", {}).get("corral.dev/agent")
             rv = meta.get("resourceVersion")
-            self.operator.child_changed(type_, NAMESPACE, owner, kind, meta["name"], rv)
+            self.operator.child_changed(type_, NAMESPACE, owner, kind, meta["name"], rv, body)
         await self.operator.join()
 
     async def start(self) -> None:
@@ -274,7 +274,33 @@ async def test_only_child_events_not_caused_by_the_operator_reconcile_the_agent(
         await kopf.event("ADDED", copy.deepcopy(kopf.api.at(url(kind, name))))
     assert kopf.reconciles() == reconciles
     deployment = kopf.api.at(url("Deployment", "a"))
-    deployment["status"] = {"observedGeneration": 1, "replicas": 1}
-    deployment["metadata"]["resourceVersion"] = "changed-by-the-controller"
+    deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "edited-by-hand"
+    deployment["metadata"]["resourceVersion"] = "changed-by-hand"
     await kopf.event("MODIFIED", copy.deepcopy(deployment))
     assert kopf.reconciles() == reconciles + 1
+
+
+@pytest.mark.anyio
+async def test_a_deployment_rolling_out_updates_the_agent_status_without_a_reconcile() -> None:
+    kopf = Kopf(agent("a", uid="uid-a"))
+    await kopf.start()
+    reconciles = kopf.reconciles()
+    kopf.api.reads.clear()
+    deployment = kopf.api.at(url("Deployment", "a"))
+    deployment["status"] = {
+        "observedGeneration": deployment["metadata"]["generation"],
+        **{key: 1 for key in ("replicas", "updatedReplicas", "readyReplicas")},
+        "availableReplicas": 1,
+    }
+    deployment["metadata"]["resourceVersion"] = "changed-by-the-controller"
+    await kopf.event("MODIFIED", copy.deepcopy(deployment))
+    assert kopf.reconciles() == reconciles
+    assert kopf.api.reads == []
+    events = kube.path("v1", "Event", NAMESPACE)
+    assert kopf.api.writes == [
+        ("patch-status", "Agent", url("Agent", "a")),
+        ("create", "Event", events),
+    ]
+    ready = next(c for c in kopf.status("Agent", "a")["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Available")
+    assert kopf.status("Agent", "a")["availableReplicas"] == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import io
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ import yaml
 from operator_testkit import FakeKube, agent, make_settings, persona
 
 from corral.operator import errors, kube, metrics, offline
-from corral.operator.reconciling import Reconciler
+from corral.operator.reconciling import ChildEvent, Reconciler
 
 AGENT_URL = kube.path("corral.dev/v1alpha1", "Agent", "shop", "support")
 DEPLOYMENT_URL = kube.path("apps/v1", "Deployment", "shop", "support")
+EVENTS_URL = kube.path("v1", "Event", "shop")
 
 
 def make_reconciler(api: FakeKube) -> Reconciler:
@@ -100,9 +102,18 @@ async def test_an_idle_reconcile_writes_nothing(api: FakeKube) -> None:
 
 
 @pytest.mark.anyio
-async def test_first_visit_sets_ready_before_anything_else(api: FakeKube) -> None:
+async def test_a_first_visit_writes_the_status_once(api: FakeKube) -> None:
     await make_reconciler(api).reconcile("shop", "support")
-    assert api.writes[0] == ("patch-status", "Agent", AGENT_URL)
+    assert api.writes.count(("patch-status", "Agent", AGENT_URL)) == 1
+    assert ready(api) == ("False", "RollingOut")
+
+
+@pytest.mark.anyio
+async def test_a_first_visit_failing_on_the_api_still_shows_a_status(api: FakeKube) -> None:
+    api.fail_next.append(errors.ApiUnavailable("PATCH configmaps: 503"))
+    with pytest.raises(errors.ApiUnavailable):
+        await make_reconciler(api).reconcile("shop", "support")
+    assert ready(api) == ("Unknown", "Reconciling")
 
 
 @pytest.mark.anyio
@@ -285,3 +296,112 @@ async def test_a_scheduled_reconcile_runs_in_the_background(api: FakeKube) -> No
     assert DEPLOYMENT_URL not in api.objects
     await reconciler.join()
     assert DEPLOYMENT_URL in api.objects
+
+
+def rollout_event(api: FakeKube) -> ChildEvent:
+    """The Deployment's next watch event, as written by someone else (the Deployment
+    controller, or a hand edit): a new resourceVersion and a copy of the body."""
+    body = copy.deepcopy(api.touch(DEPLOYMENT_URL))
+    return ChildEvent("Deployment", "support", body["metadata"]["resourceVersion"], body)
+
+
+@pytest.mark.anyio
+async def test_a_rollout_event_updates_the_status_without_reading_anything(api: FakeKube) -> None:
+    reconciler = make_reconciler(api)
+    await reconciler.reconcile("shop", "support")
+    make_available(api)
+    api.reads.clear()
+    api.writes.clear()
+    reconciler.child_changed("shop", "support", rollout_event(api))
+    await reconciler.join()
+    assert ready(api) == ("True", "Available")
+    assert api.at(AGENT_URL)["status"]["availableReplicas"] == 1
+    assert api.reads == []
+    assert api.writes == [("patch-status", "Agent", AGENT_URL), ("create", "Event", EVENTS_URL)]
+    assert api.events[-1]["reason"] == "Available"
+    reconciler.child_changed("shop", "support", rollout_event(api))
+    await reconciler.join()
+    assert api.writes[2:] == []
+
+
+@pytest.mark.anyio
+async def test_a_hand_edit_seen_in_a_deployment_event_is_reverted(api: FakeKube) -> None:
+    reconciler = make_reconciler(api)
+    await reconciler.reconcile("shop", "support")
+    edited = api.at(DEPLOYMENT_URL)
+    edited["metadata"]["labels"] = {"team": "edited-by-hand"}
+    api.writes.clear()
+    reconciler.child_changed("shop", "support", rollout_event(api))
+    await reconciler.join()
+    assert ("apply", "Deployment", DEPLOYMENT_URL) in api.writes
+    assert "app.kubernetes.io/managed-by" in api.at(DEPLOYMENT_URL)["metadata"]["labels"]
+
+
+@pytest.mark.anyio
+async def test_a_rollout_event_needs_a_full_reconcile_when_nothing_is_known(api: FakeKube) -> None:
+    del api.objects[kube.path("corral.dev/v1alpha1", "Persona", "shop", "tone")]
+    reconciler = make_reconciler(api)
+    with pytest.raises(errors.MissingReference):
+        await reconciler.reconcile("shop", "support")
+    api.put(persona("tone"))
+    api.reads.clear()
+    reconciler.child_changed("shop", "support", ChildEvent("Deployment", "support", "9", {}))
+    await reconciler.join()
+    assert AGENT_URL in api.reads
+    assert ready(api) == ("False", "RollingOut")
+    # A reconciler that never reconciled the Agent (a restarted operator) does the same.
+    fresh = make_reconciler(api)
+    api.reads.clear()
+    fresh.child_changed("shop", "support", rollout_event(api))
+    await fresh.join()
+    assert AGENT_URL in api.reads
+
+
+@pytest.mark.anyio
+async def test_a_full_reconcile_asked_for_while_a_rollout_update_waits_is_kept(
+    api: FakeKube,
+) -> None:
+    reconciler = make_reconciler(api)
+    await reconciler.reconcile("shop", "support")
+    api.reads.clear()
+    reconciler.child_changed("shop", "support", rollout_event(api))
+    reconciler.schedule("shop", "support", "its Persona changed")
+    await reconciler.join()
+    assert AGENT_URL in api.reads
+
+
+@pytest.mark.anyio
+async def test_a_rollout_event_of_a_deleted_agent_forgets_it(api: FakeKube) -> None:
+    reconciler = make_reconciler(api)
+    await reconciler.reconcile("shop", "support")
+    make_available(api)
+    event = rollout_event(api)
+    del api.objects[AGENT_URL]
+    reconciler.child_changed("shop", "support", event)
+    await reconciler.join()
+    assert api.writes[-1] == ("patch-status", "Agent", AGENT_URL)
+    assert api.reads[-1] == AGENT_URL  # the full reconcile found it gone
+    api.writes.clear()
+    reconciler.child_changed("shop", "support", event)
+    await reconciler.join()
+    assert api.writes == []
+
+
+@pytest.mark.anyio
+async def test_the_echo_of_a_write_seen_before_the_reconcile_ends_causes_nothing(
+    api: FakeKube,
+) -> None:
+    reconciler = make_reconciler(api)
+
+    def watch_event(applied: dict[str, Any]) -> None:
+        # The watch delivers the ConfigMap's creation before the reconcile has written the
+        # Service and the Deployment, so before it recorded what it wrote.
+        if applied["kind"] == "ConfigMap":
+            meta = applied["metadata"]
+            event = ChildEvent("ConfigMap", meta["name"], meta["resourceVersion"])
+            reconciler.child_changed("shop", "support", event)
+
+    api.on_apply = watch_event
+    await reconciler.reconcile("shop", "support")
+    await reconciler.join()
+    assert api.reads.count(AGENT_URL) == 1
