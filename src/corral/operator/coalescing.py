@@ -38,13 +38,11 @@ class Coalescer(Generic[K]):
         if self._claim(key):
             await self._run_claimed(key, work)
 
-    def spawn(self, key: K, work: Work, delay: float = 0.0) -> None:
-        """Like `run`, in a background task; `work` handles its own errors. With a `delay`
-        the run waits that long before it starts, covering every request made meanwhile (one
-        run for a burst)."""
+    def spawn(self, key: K, work: Work) -> None:
+        """Like `run`, in a background task; `work` handles its own errors."""
         if not self._claim(key):
             return
-        task = asyncio.create_task(self._run_claimed(key, work, delay), name=f"corral {key}")
+        task = asyncio.create_task(self._run_claimed(key, work), name=f"corral {key}")
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
@@ -74,11 +72,9 @@ class Coalescer(Generic[K]):
         self._waiting.add(key)
         return True
 
-    async def _run_claimed(self, key: K, work: Work, delay: float = 0.0) -> None:
+    async def _run_claimed(self, key: K, work: Work) -> None:
         lock = self.lock(key)
         try:
-            if delay > 0:
-                await asyncio.sleep(delay)
             await lock.acquire()
         finally:
             # Acquired (or cancelled while waiting): the next request must queue a new run.

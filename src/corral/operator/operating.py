@@ -151,8 +151,13 @@ class Operator:
             self.reconciler.schedule(namespace, agent, f"{kind} {name!r} changed")
 
     def _refresh(self, key: changes.Key) -> None:
-        delay = self.settings.status_refresh_delay_seconds
-        self._refreshes.spawn(key, lambda: self._refresh_now(key), delay)
+        self._refreshes.spawn(key, lambda: self._refresh_throttled(key))
+
+    async def _refresh_throttled(self, key: changes.Key) -> None:
+        """Refresh now, then keep the object's turn for `status_refresh_interval_seconds`:
+        the changes meanwhile (a burst of new Agents using it) share one refresh after that."""
+        await self._refresh_now(key)
+        await asyncio.sleep(self.settings.status_refresh_interval_seconds)
 
     async def _refresh_now(self, key: changes.Key) -> None:
         """Recompute a Persona's or Tool's status from the object as it is now (not from an

@@ -52,12 +52,12 @@ class OperatorSettings(BaseSettings):
     drift_interval_seconds: float = Field(
         default=300, gt=0, description="How often every Agent is re-reconciled regardless."
     )
-    status_refresh_delay_seconds: float = Field(
-        default=1,
+    status_refresh_interval_seconds: float = Field(
+        default=5,
         ge=0,
         le=60,
-        description="A Persona's or Tool's status (usedBy) is recomputed this long after a"
-        " change, once for every change meanwhile (applying many Agents at once).",
+        description="A Persona's or Tool's status (usedBy) is recomputed at most this often;"
+        " the changes meanwhile (many Agents applied at once) share the next refresh.",
     )
     retry_base_seconds: float = Field(default=5, gt=0, description="First retry delay.")
     retry_max_seconds: float = Field(default=300, gt=0, description="Longest retry delay.")

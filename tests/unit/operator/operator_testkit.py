@@ -31,7 +31,7 @@ def make_settings(**overrides: Any) -> settings.OperatorSettings:
         "termination_grace_seconds": 35,
         "pod_disruption_budgets": True,
         "reporting_instance": "unit-test",
-        "status_refresh_delay_seconds": 0,
+        "status_refresh_interval_seconds": 0,
         "default_resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "512Mi"},

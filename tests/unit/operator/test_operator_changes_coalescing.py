@@ -119,23 +119,3 @@ async def test_closing_cancels_background_runs() -> None:
     await coalescer.close()
     await coalescer.join()
     assert finished == []
-
-
-@pytest.mark.anyio
-async def test_a_delayed_run_covers_every_request_made_while_it_waits() -> None:
-    coalescer: coalescing.Coalescer[str] = coalescing.Coalescer()
-    runs: list[str] = []
-
-    async def work(tag: str) -> None:
-        runs.append(tag)
-
-    coalescer.spawn("a", lambda: work("a0"), delay=0.5)
-    for i in range(1, 4):
-        # Without the delay, a0 would have run by now and a1 would start a run of its own.
-        await asyncio.sleep(0)
-        coalescer.spawn("a", lambda i=i: work(f"a{i}"), delay=0.5)
-    await coalescer.join()
-    assert runs == ["a0"]
-    coalescer.spawn("a", lambda: work("after"))
-    await coalescer.join()
-    assert runs == ["a0", "after"]

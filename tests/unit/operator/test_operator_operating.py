@@ -5,6 +5,7 @@ Kopf updates them before it calls a handler."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import copy
@@ -52,16 +53,15 @@ class Kopf:
         }
         self.indexes = indexing.Indexes(**self._maps)
         meters = metrics.build(prom.CollectorRegistry())
-        settings = make_settings()
         self.reconciler = Reconciler(
             client=self.api,  # type: ignore[arg-type]
-            settings=settings,
+            settings=make_settings(),
             metrics=meters,
             clock=lambda: "2026-01-01T00:00:00Z",
             reader=self.indexes,
         )
         self.operator = operating.Operator(
-            settings=settings,
+            settings=self.reconciler.settings,
             client=self.api,  # type: ignore[arg-type]
             reconciler=self.reconciler,
             indexes=self.indexes,
@@ -201,6 +201,26 @@ async def test_persona_status_is_compared_with_the_live_object_not_an_older_even
     assert kopf.status("Persona", "tone")["usedBy"] == ["a", "b", "c"]
     status_writes = [w for w in kopf.api.writes if w[0] == "patch-status" and w[1] == "Persona"]
     assert status_writes == [("patch-status", "Persona", url("Persona", "tone"))]
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_new_agents_shares_status_refreshes_of_their_persona() -> None:
+    kopf = Kopf(*shared_fleet())
+    await kopf.start()
+    kopf.operator.settings = make_settings(status_refresh_interval_seconds=1.0)
+    names = [f"new-{i}" for i in range(10)]
+    for name in names:
+        # Delivered one by one, each after the refresh the one before asked for had started.
+        body = kopf.api.put(agent(name, uid=f"uid-{name}", personaRef={"name": "tone"}))
+        kopf.reindex()
+        kopf.operator.agent_changed("ADDED", body)
+        for _ in range(5):
+            await asyncio.sleep(0)
+    await kopf.operator.join()
+    assert kopf.status("Persona", "tone")["usedBy"] == sorted(["a", "b", *names])
+    refreshed = ("patch-status", "Persona", url("Persona", "tone"))
+    # The first change at once, the nine after it together.
+    assert kopf.api.writes.count(refreshed) == 2
 
 
 @pytest.mark.anyio
