@@ -147,7 +147,7 @@ def _measure(ctx: _Context) -> None:
             empty_start = first.alive_after
             idle0 = _idle(ctx, first, op_proxy)
             base_times = _baseline_apply(ctx, baseline, kubectl_proxy)
-            ours = _operator_apply(ctx, names, docs, op_proxy)
+            ours = _operator_apply(ctx, names, docs, op_proxy, first)
             idle = _idle(ctx, first, op_proxy)
         _apply_figures(ctx, ours, base_times)
         _idle_figures(ctx, idle0, idle)
@@ -159,34 +159,68 @@ def _measure(ctx: _Context) -> None:
         kubectl_proxy.stop()
 
 
+def _cpu(ctx: _Context, op: operators.OperatorRun | None = None) -> dict[str, float]:
+    """CPU seconds used so far by each control-plane process (and the operator)."""
+    from localcluster import cluster as localcluster
+
+    used = {
+        c.name: procs.cpu_seconds(c.pid)
+        for c in localcluster.status(ctx.cluster.config).components
+        if c.pid is not None
+    }
+    if op is not None:
+        used["operator"] = op.proc.cpu()
+    return used
+
+
+def _cpu_since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before.get(name, 0.0), 1) for name in after}
+
+
 def _baseline_apply(
     ctx: _Context, baseline: list[dict[str, Any]], proxy: kubeproxy.Proxy
 ) -> dict[str, Any]:
     deployments = [d["metadata"]["name"] for d in baseline if d["kind"] == "Deployment"]
     config = proxy.kubeconfig(ctx.workdir / "kubectl.kubeconfig")
     with ctx.watcher(ctx.theirs, "deployments", kubewatch.deployment_available) as watch:
+        cpu = _cpu(ctx)
         start = time.monotonic()
         operators.apply(ctx.cluster, baseline, namespace=ctx.theirs, kubeconfig=config)
         applied = time.monotonic()
         times = watch.wait(deployments, ctx.plan.timeout, "baseline Deployments Available")
+        cpu = _cpu_since(cpu, _cpu(ctx))
     counts = proxy.count(start)
     ctx.result.raw["baseline_apply"] = {
         "kubectl_seconds": applied - start,
         "requests": dict(counts),
+        "cpu_seconds": cpu,
         **_percentiles(times, start),
     }
     return {"start": start, "times": times, "requests": sum(counts.values())}
 
 
 def _operator_apply(
-    ctx: _Context, names: list[str], docs: list[dict[str, Any]], proxy: kubeproxy.Proxy
+    ctx: _Context,
+    names: list[str],
+    docs: list[dict[str, Any]],
+    proxy: kubeproxy.Proxy,
+    op: operators.OperatorRun,
 ) -> dict[str, Any]:
     with ctx.watcher(ctx.ours, "agents", kubewatch.agent_ready) as watch:
+        cpu = _cpu(ctx, op)
         start = time.monotonic()
         operators.apply(ctx.cluster, docs, namespace=ctx.ours)
         times = watch.wait(names, ctx.plan.timeout, "Agents Ready")
-    counts = proxy.count(start, max(times.values()))
-    ctx.result.raw["operator_apply"] = {"requests": dict(counts), **_percentiles(times, start)}
+        cpu = _cpu_since(cpu, _cpu(ctx, op))
+    end = max(times.values())
+    counts = proxy.count(start, end)
+    window = [s for s in proxy.seen if start <= s.at < end]
+    ctx.result.raw["operator_apply"] = {
+        "requests": dict(counts),
+        "by_resource": _by_resource(window),
+        "cpu_seconds": cpu,
+        **_percentiles(times, start),
+    }
     return {"start": start, "times": times, "requests": sum(counts.values())}
 
 
@@ -206,6 +240,14 @@ def _apply_figures(ctx: _Context, ours: dict[str, Any], base: dict[str, Any]) ->
             baseline_name="direct apply → Available",
             target=target,
         )
+    ctx.result.notes.append(
+        "CPU seconds used from apply until every Agent was Ready (baseline: every Deployment"
+        " Available), by process: "
+        + _cpu_text(ctx.result.raw["operator_apply"]["cpu_seconds"])
+        + "; baseline: "
+        + _cpu_text(ctx.result.raw["baseline_apply"]["cpu_seconds"])
+        + ". Everything shares the machine's cores."
+    )
     n = ctx.plan.agents
     raw = ctx.result.raw["operator_apply"]["requests"]
     ctx.figure(
@@ -218,7 +260,11 @@ def _apply_figures(ctx: _Context, ours: dict[str, Any], base: dict[str, Any]) ->
     )
 
 
-def _idle(ctx: _Context, op: operators.OperatorRun, proxy: kubeproxy.Proxy) -> dict[str, float]:
+def _cpu_text(seconds: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:g} s" for name, value in seconds.items())
+
+
+def _idle(ctx: _Context, op: operators.OperatorRun, proxy: kubeproxy.Proxy) -> dict[str, Any]:
     """CPU, RSS and writes over an idle window."""
     time.sleep(2.0)
     start, cpu = time.monotonic(), op.proc.cpu()
@@ -238,7 +284,22 @@ def _idle(ctx: _Context, op: operators.OperatorRun, proxy: kubeproxy.Proxy) -> d
         "rss": op.proc.rss(),
         "writes": kubeproxy.Proxy.writes(counts),
         "requests": sum(counts.values()),
+        "by_verb": ", ".join(f"{verb} {n}" for verb, n in sorted(counts.items())) or "none",
     }
+
+
+def _by_resource(seen: list[kubeproxy.Seen]) -> dict[str, int]:
+    """Requests by verb and resource (`patch agents/status`), names and namespaces left out."""
+    counts: collections.Counter[str] = collections.Counter()
+    for s in seen:
+        parts = s.path.partition("?")[0].strip("/").split("/")
+        if "namespaces" in parts:
+            rest = parts[parts.index("namespaces") + 2 :]
+            resource = "/".join([rest[0], *rest[2:]]) if rest else "namespaces"
+        else:
+            resource = "/".join(parts[-1:])
+        counts[f"{s.verb} {resource}"] += 1
+    return dict(counts.most_common())
 
 
 def _top(seen: list[kubeproxy.Seen]) -> list[tuple[str, int]]:
@@ -246,7 +307,7 @@ def _top(seen: list[kubeproxy.Seen]) -> list[tuple[str, int]]:
     return collections.Counter(f"{s.verb} {s.path.partition('?')[0]}" for s in seen).most_common(10)
 
 
-def _idle_figures(ctx: _Context, before: dict[str, float], after: dict[str, float]) -> None:
+def _idle_figures(ctx: _Context, before: dict[str, Any], after: dict[str, Any]) -> None:
     base = "the same operator with 0 Agents"
     ctx.figure(
         "operator RSS at steady state",
@@ -272,7 +333,7 @@ def _idle_figures(ctx: _Context, before: dict[str, float], after: dict[str, floa
         before["writes"],
         baseline_name=base,
         target=Target("0", after["writes"] == 0, f"{after['writes']:.0f} writes"),
-        note=f"{after['requests']:.0f} requests in all (watches and their renewals)",
+        note=f"{after['requests']:.0f} requests in all, by verb: {after['by_verb']}",
     )
 
 

@@ -10,11 +10,12 @@ Every paired figure alternates baseline and runtime runs so drift hits both alik
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +97,12 @@ def run(budget: Budget, workdir: Path) -> figures.SuiteResult:
 
 @dataclass
 class _Pair:
-    """Paired runs at one concurrency: the baseline's summaries and the runtime's."""
+    """Paired runs at one concurrency: the baseline's summaries and the runtime's (and the
+    empty app's, when it was measured too)."""
 
     direct: list[dict[str, Any]]
     via: list[dict[str, Any]]
+    empty: list[dict[str, Any]] = field(default_factory=list)
 
     def series(self, pick: Callable[[dict[str, Any]], float]) -> tuple[list[float], list[float]]:
         return [pick(r) for r in self.via], [pick(r) for r in self.direct]
@@ -112,13 +115,14 @@ def _measure(
     clients: int,
     *,
     stream: bool,
+    empty: runtimes.Served | None = None,
 ) -> _Pair:
     pair = _Pair([], [])
+    targets = [(up, upstream.MODEL, pair.direct), (rt, runtimes.AGENT, pair.via)]
+    if empty is not None:
+        targets.append((empty, upstream.MODEL, pair.empty))
     for _ in range(budget.runs):
-        for served, model, into in (
-            (up, upstream.MODEL, pair.direct),
-            (rt, runtimes.AGENT, pair.via),
-        ):
+        for served, model, into in targets:
             cpu = served.cpu()
             summary = runtimes.drive(
                 served.chat_url,
@@ -144,16 +148,25 @@ def _require_only(summary: dict[str, Any], status: str, url: str) -> None:
 def _speed(budget: Budget, workdir: Path, workers: int, result: figures.SuiteResult) -> None:
     section = f"Runtime, {workers} worker{'s' if workers > 1 else ''}"
     one = workers == 1
-    with (
-        runtimes.upstream(workdir, budget.chunks) as up,
-        runtimes.runtime(workdir, f"runtime-{workers}w", up.port, workers=workers) as rt,
-    ):
+    with contextlib.ExitStack() as stack:
+        up = stack.enter_context(runtimes.upstream(workdir, budget.chunks))
+        rt = stack.enter_context(
+            runtimes.runtime(workdir, f"runtime-{workers}w", up.port, workers=workers)
+        )
+        empty = stack.enter_context(runtimes.empty_app(workdir)) if one else None
         runtimes.drive(rt.chat_url, 16, model=runtimes.AGENT, duration=1.0, warmup=0.5)
         raw: dict[str, Any] = {}
         for clients in budget.concurrencies:
-            pair = _measure(budget, up, rt, clients, stream=False)
-            raw[f"clients_{clients}"] = {"direct": pair.direct, "runtime": pair.via}
-            target = figures.at_least_ratio(0.5) if one and clients >= 16 else None
+            concurrent = clients >= 16
+            pair = _measure(
+                budget, up, rt, clients, stream=False, empty=empty if concurrent else None
+            )
+            raw[f"clients_{clients}"] = {
+                "direct": pair.direct,
+                "runtime": pair.via,
+                "empty_app": pair.empty,
+            }
+            target = figures.at_least_ratio(0.5) if one and concurrent else None
             result.figures.append(
                 figures.compared(
                     section,
@@ -165,6 +178,8 @@ def _speed(budget: Budget, workdir: Path, workers: int, result: figures.SuiteRes
                     with_added=False,
                 )
             )
+            if pair.empty:
+                _ceiling_figures(section, pair, clients, result)
             if clients == 1:
                 _latency_figures(section, pair, one, result)
             if clients == max(budget.concurrencies):
@@ -174,6 +189,38 @@ def _speed(budget: Budget, workdir: Path, workers: int, result: figures.SuiteRes
         raw["stream_1"] = {"direct": stream.direct, "runtime": stream.via}
         _ttft_figures(section, stream, budget.chunks, one, result)
         result.raw[f"speed_{workers}w"] = raw
+
+
+def _ceiling_figures(section: str, pair: _Pair, clients: int, result: figures.SuiteResult) -> None:
+    """The empty app against the direct baseline (how far the server stack alone falls
+    short), and the runtime against the empty app (what the runtime's work costs on top)."""
+    empty = _throughputs(pair.empty)
+    result.figures.append(
+        figures.compared(
+            section,
+            f"throughput, {clients} clients, an empty ASGI app on uvicorn (the stack's ceiling)",
+            "req/s",
+            empty,
+            _throughputs(pair.direct),
+            DIRECT,
+            with_added=False,
+        )
+    )
+    result.figures.append(
+        figures.compared(
+            section,
+            f"throughput, {clients} clients, against the empty app",
+            "req/s",
+            _throughputs(pair.via),
+            empty,
+            "an empty ASGI app on uvicorn",
+            with_added=False,
+        )
+    )
+
+
+def _throughputs(runs: list[dict[str, Any]]) -> list[float]:
+    return [float(r["throughput"]) for r in runs]
 
 
 def _pick(group: str, key: str) -> Callable[[dict[str, Any]], float]:

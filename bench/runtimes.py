@@ -2,7 +2,8 @@
 
 `upstream(...)` starts the fake OpenAI upstream (`bench.upstream`) in its own process;
 `runtime(...)` writes a runtime config pointing at it and starts `corral runtime` (one worker:
-the real command) or `bench.workers` (N uvicorn workers over the same app factory); `drive(...)`
+the real command) or `bench.workers` (N uvicorn workers over the same app factory);
+`empty_app(...)` starts `bench.emptyapp`, the same server stack doing no work; `drive(...)`
 runs the load generator (`bench.loadgen`) in its own process and returns its JSON summary.
 Called by `runtime_suite`; process, file and loopback network I/O.
 """
@@ -63,6 +64,17 @@ def upstream(workdir: Path, chunks: int) -> Iterator[Served]:
     argv = [sys.executable, "-m", "bench.upstream", "--port", str(port), "--chunks", str(chunks)]
     with procs.Proc(argv, workdir / "upstream.log", env=child_env(), port=port) as proc:
         yield Served(proc, port)
+
+
+@contextmanager
+def empty_app(workdir: Path) -> Iterator[Served]:
+    """`bench.emptyapp`: the runtime's server stack doing no work (a throughput ceiling)."""
+    port = procs.free_port()
+    argv = [sys.executable, "-m", "bench.emptyapp", "--port", str(port)]
+    with procs.Proc(argv, workdir / "emptyapp.log", env=child_env(), port=port) as proc:
+        served = Served(proc, port)
+        wait_ready(served, workdir / "emptyapp.log", None)
+        yield served
 
 
 def runtime_config(upstream_port: int, **fields: Any) -> dict[str, Any]:
