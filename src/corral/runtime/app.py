@@ -52,12 +52,17 @@ class ChainFactory(Protocol):
     ) -> base.Provider: ...
 
 
-def _default_chain_factory(
-    models: list[ModelEndpoint], env: Mapping[str, str], observer: failover.Observer
-) -> base.Provider:
-    from corral.runtime.providers import factory
+def _default_chain_factory(settings: Settings) -> ChainFactory:
+    def build(
+        models: list[ModelEndpoint], env: Mapping[str, str], observer: failover.Observer
+    ) -> base.Provider:
+        from corral.runtime.providers import factory
 
-    return factory.build_chain(models, env, observer)
+        return factory.build_chain(
+            models, env, observer, upstream_transport=settings.upstream_transport
+        )
+
+    return build
 
 
 def create_app(
@@ -65,7 +70,7 @@ def create_app(
     settings: Settings,
     env: Mapping[str, str],
     *,
-    chain_factory: ChainFactory = _default_chain_factory,
+    chain_factory: ChainFactory | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """The app. Raises auth.KeysMissing or tools.ToolConfigError for an unservable config."""
@@ -86,7 +91,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        chain = chain_factory(list(config.models), env, metrics.ProviderObserver(recorder))
+        build_chain = chain_factory or _default_chain_factory(settings)
+        chain = build_chain(list(config.models), env, metrics.ProviderObserver(recorder))
         # Tool calls: never via a proxy from the environment, never following a redirect.
         http = httpx.AsyncClient(
             follow_redirects=False,

@@ -8,6 +8,8 @@ win over the environment). Reads the environment only when a Settings is built.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,6 +36,12 @@ class Settings(BaseSettings):
         ge=1,
         le=128,
         description="Tool calls of one model turn run at most this many at a time.",
+    )
+    upstream_transport: Literal["corral", "httpx"] = Field(
+        default="corral",
+        description="The HTTP stack under the openai SDK: Corral's lean HTTP/1.1 transport, or"
+        " the SDK's default httpx2 client (the escape hatch). A proxy from the environment that"
+        " applies to an upstream selects httpx for it either way.",
     )
     keep_alive_seconds: float = Field(default=75, gt=0, description="HTTP keep-alive timeout.")
     shutdown_grace_seconds: float = Field(

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from corral.api.runtimeconfig import ModelEndpoint
 from corral.runtime.providers import backoff, base, circuit, failover
-from corral.runtime.providers.openai import OpenAIProvider
+from corral.runtime.providers.openai import OpenAIProvider, UpstreamTransport
 
 
 class MissingApiKey(ValueError):
@@ -34,11 +34,16 @@ def build_chain(
     *,
     retry: backoff.RetryPolicy | None = None,
     breaker: circuit.BreakerPolicy | None = None,
+    upstream_transport: UpstreamTransport = "corral",
 ) -> failover.FailoverChain:
     """The chain over every model, in order. Raises MissingApiKey before building anything
-    if any model's key is missing, so a half-built set of clients is never left open."""
+    if any model's key is missing, so a half-built set of clients is never left open.
+    `upstream_transport` picks the HTTP stack under the `openai` SDK (`providers.openai`)."""
     keys = [api_key(endpoint, env) for endpoint in models]
-    providers = [build_provider(endpoint, key) for endpoint, key in zip(models, keys, strict=True)]
+    providers = [
+        build_provider(endpoint, key, upstream_transport)
+        for endpoint, key in zip(models, keys, strict=True)
+    ]
     return failover.FailoverChain(providers, observer=observer, retry=retry, breaker=breaker)
 
 
@@ -57,7 +62,9 @@ def api_key(endpoint: ModelEndpoint, env: Mapping[str, str]) -> str | None:
     return value
 
 
-def build_provider(endpoint: ModelEndpoint, key: str | None) -> base.Provider:
+def build_provider(
+    endpoint: ModelEndpoint, key: str | None, upstream_transport: UpstreamTransport = "corral"
+) -> base.Provider:
     """One provider with its long-lived client."""
     if endpoint.provider == "gemini":
         assert key is not None, "api_key() guarantees a gemini key"
@@ -78,4 +85,5 @@ def build_provider(endpoint: ModelEndpoint, key: str | None) -> base.Provider:
         timeout=endpoint.timeout_seconds,
         temperature=endpoint.temperature,
         max_tokens=endpoint.max_tokens,
+        upstream_transport=upstream_transport,
     )

@@ -9,17 +9,24 @@ and then build pydantic models of the answer, together most of a call's CPU agai
 upstream. `openai_mapping` turns that JSON into our shapes. Streams ask for
 `stream_options.include_usage` so the last piece carries usage. SDK exceptions become our
 `ProviderError` classes here and nowhere else. Does network I/O.
+
+Below the SDK, HTTP goes through our lean HTTP/1.1 `transport.Transport` (handed to the SDK as
+its `http_client`), which costs about half the CPU per call of the SDK's default httpx2 stack.
+Two cases keep the SDK's default client instead: `upstream_transport="httpx"` (the runtime's
+CORRAL_UPSTREAM_TRANSPORT escape hatch), and a proxy from the environment (HTTP_PROXY,
+HTTPS_PROXY, ALL_PROXY, less NO_PROXY) that applies to the base URL, because our transport
+does not speak to proxies and the default client honours them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import openai
 
-from corral.runtime.providers import base, openai_mapping, upstream
+from corral.runtime.providers import base, openai_mapping, transport, upstream
 
 NAME = "openai"
 # AsyncOpenAI refuses to start without a key; keyless local servers ignore this one.
@@ -28,6 +35,8 @@ CONNECT_TIMEOUT = 10.0
 PATH = "/chat/completions"
 # Chunks stay decoded JSON (no pydantic model per chunk); see the module docstring.
 CHUNKS = openai.AsyncStream[object]
+# Which HTTP stack carries the calls: ours, or the SDK's default httpx2 client.
+UpstreamTransport = Literal["corral", "httpx"]
 
 
 class OpenAIProvider:
@@ -42,15 +51,16 @@ class OpenAIProvider:
         timeout: float = 60.0,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        upstream_transport: UpstreamTransport = "corral",
     ) -> None:
         self._model = model
         self._temperature = temperature
         self._max_tokens = max_tokens
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key or KEYLESS,
+        self._client, self._upstream_transport = sdk_client(
+            api_key=api_key,
             base_url=base_url,
-            max_retries=0,
-            timeout=openai.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+            timeout=timeout,
+            upstream_transport=upstream_transport,
         )
 
     @property
@@ -60,6 +70,11 @@ class OpenAIProvider:
     @property
     def model(self) -> str:
         return self._model
+
+    @property
+    def upstream_transport(self) -> UpstreamTransport:
+        """The HTTP stack actually in use (see the module docstring for when it is not ours)."""
+        return self._upstream_transport
 
     async def complete(self, params: base.ChatParams) -> base.Completion:
         try:
@@ -114,6 +129,34 @@ class OpenAIProvider:
         if params.stop:
             body["stop"] = params.stop
         return body
+
+
+def sdk_client(
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    timeout: float,
+    upstream_transport: UpstreamTransport,
+) -> tuple[openai.AsyncOpenAI, UpstreamTransport]:
+    """The SDK client for one endpoint, and which HTTP stack it got. Retries are off (the
+    failover chain retries); `timeout` bounds each attempt, connecting at most 10 s of it."""
+
+    def build(http_client: openai.DefaultAsyncHttpxClient | None) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=api_key or KEYLESS,
+            base_url=base_url,
+            max_retries=0,
+            timeout=openai.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+            http_client=http_client,
+        )
+
+    if upstream_transport == "corral":
+        # Built first to learn the base URL the SDK settles on (OPENAI_BASE_URL, its default);
+        # nothing is opened before the first request, so dropping it costs nothing.
+        client = build(openai.DefaultAsyncHttpxClient(transport=transport.Transport()))
+        if transport.environment_proxy(client.base_url) is None:
+            return client, "corral"
+    return build(None), "httpx"
 
 
 def provider_error(err: Exception) -> base.ProviderError:
