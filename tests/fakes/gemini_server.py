@@ -39,20 +39,10 @@ _ids = itertools.count(1)
 class FakeGemini(serving.FakeServer):
     """A Gemini upstream. `api_key`, when set, is required in the `x-goog-api-key` header."""
 
-    def __init__(
-        self, default: serving.Responder | None = None, *, api_key: str | None = None
-    ) -> None:
-        super().__init__(default)
-        self.api_key = api_key
-
     @property
     def base_url(self) -> str:
         """The `base_url` for google-genai's HttpOptions: http://127.0.0.1:PORT/"""
         return f"{self.url}/"
-
-    def __enter__(self) -> FakeGemini:
-        self.start()
-        return self
 
     async def handle(self, request: serving.RecordedRequest, exchange: serving.Exchange) -> None:
         route = ROUTE.match(request.path)

@@ -35,20 +35,10 @@ _ids = itertools.count(1)
 class FakeOpenAI(serving.FakeServer):
     """An OpenAI-compatible upstream. `api_key`, when set, is required as the bearer token."""
 
-    def __init__(
-        self, default: serving.Responder | None = None, *, api_key: str | None = None
-    ) -> None:
-        super().__init__(default)
-        self.api_key = api_key
-
     @property
     def base_url(self) -> str:
         """The `base_url` for the openai SDK: http://127.0.0.1:PORT/v1"""
         return f"{self.url}/v1"
-
-    def __enter__(self) -> FakeOpenAI:
-        self.start()
-        return self
 
     async def handle(self, request: serving.RecordedRequest, exchange: serving.Exchange) -> None:
         if self.api_key is not None and request.headers.get("authorization") != (

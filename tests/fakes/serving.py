@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -138,8 +138,10 @@ class FakeServer(abc.ABC):
         assert fake.requests[0].body["model"] == "m"
     """
 
-    def __init__(self, default: Responder | None = None) -> None:
+    def __init__(self, default: Responder | None = None, *, api_key: str | None = None) -> None:
         self.default: Responder = default or scripts.text("Hello from the fake.")
+        self.api_key = api_key
+        """When set, requests must carry it (each fake checks it the way its API sends it)."""
         self._queue: collections.deque[Responder] = collections.deque()
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -184,7 +186,7 @@ class FakeServer(abc.ABC):
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> FakeServer:
+    def start(self) -> Self:
         # proto IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on sockets it recognises as
         # TCP, and without it every reply on a kept-alive connection waits ~40 ms (Nagle).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -225,7 +227,7 @@ class FakeServer(abc.ABC):
         self._server = None
         self._thread = None
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

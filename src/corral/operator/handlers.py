@@ -131,8 +131,7 @@ def _on_child(kind: str, resource: main.Resource) -> None:
     ) -> None:
         agent = labels.get(naming.AGENT_LABEL)
         version = meta.get("resourceVersion")
-        # A plain copy: Kopf may point its Body view at newer data before the work runs.
-        _operator(memo).child_changed(type, _ns(namespace), agent, kind, name, version, dict(body))
+        _operator(memo).child_changed(type, _ns(namespace), agent, kind, name, version, body)
 
 
 for _kind, _resource in CHILDREN.items():

@@ -109,7 +109,9 @@ class Operator:
         if not agent or event_type is None:
             return
         rollout = kind == "Deployment" and event_type == "MODIFIED"
-        event = ChildEvent(kind, name, resource_version, body if rollout else None)
+        # A plain copy of what is kept: Kopf may point its Body view at newer data meanwhile.
+        deployment = dict(body) if rollout and body is not None else None
+        event = ChildEvent(kind, name, resource_version, deployment)
         self.reconciler.child_changed(namespace, agent, event)
 
     async def drift_loop(self) -> None:

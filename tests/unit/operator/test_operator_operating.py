@@ -16,7 +16,7 @@ import pytest
 from operator_testkit import NAMESPACE, FakeKube, agent, agent_tool, http_tool, make_settings
 from operator_testkit import persona as make_persona
 
-from corral.operator import errors, hashing, indexing, kube, metrics, operating
+from corral.operator import errors, hashing, indexing, kube, main, metrics, operating
 from corral.operator.reconciling import Reconciler
 
 API = "corral.dev/v1alpha1"
@@ -40,17 +40,7 @@ class Kopf:
         self.api = FakeKube()
         for obj in objects:
             self.api.put(obj)
-        self._maps: dict[str, dict[Any, list[Any]]] = {
-            name: {}
-            for name in (
-                "agents_by_reference",
-                "tools_by_reference",
-                "agents_by_namespace",
-                "personas",
-                "tools",
-                "secrets",
-            )
-        }
+        self._maps: dict[str, dict[Any, list[Any]]] = {name: {} for name in main.INDEXES}
         self.indexes = indexing.Indexes(**self._maps)
         meters = metrics.build(prom.CollectorRegistry())
         self.reconciler = Reconciler(
