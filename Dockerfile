@@ -1,9 +1,9 @@
 # syntax=docker/dockerfile:1
 # One image, both entrypoints: `corral operator ...` and `corral runtime --config ...`.
 #   docker build -t ghcr.io/corral-dev/corral:0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" .
-# The build stage installs the locked dependencies (uv.lock, hash-checked) and the wheel into a
-# virtualenv at /opt/corral; the final stage is the slim base plus that virtualenv: no uv, no
-# build tools, no compilers, running as an unprivileged numeric user.
+# The build stage installs the locked dependencies (uv.lock, hash-checked) and the project, built
+# as a wheel, into a virtualenv at /opt/corral with `uv sync`; the final stage is the slim base
+# plus that virtualenv: no uv, no build tools, no compilers, running as an unprivileged user.
 
 ARG PYTHON_IMAGE=python:3.11-slim-trixie
 
@@ -13,24 +13,24 @@ ARG UV_VERSION=0.13.8
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     UV_PYTHON_DOWNLOADS=never \
-    UV_NO_CACHE=1
+    UV_NO_CACHE=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PROJECT_ENVIRONMENT=/opt/corral
 
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 
 WORKDIR /src
 
-# Dependencies first, so a source change does not reinstall them. The export leaves out every
-# dependency group (the dev tools) and the project itself.
+# Dependencies first, so a source change does not reinstall them. No dependency group (the dev
+# tools) and not the project itself yet. tests/packaging/test_wheel.py runs these same commands.
 COPY pyproject.toml uv.lock ./
-RUN uv export --frozen --no-default-groups --no-emit-project --quiet --output-file /tmp/requirements.txt \
-    && python -m venv --without-pip /opt/corral \
-    && pip --python /opt/corral/bin/python install --no-cache-dir --no-deps --require-hashes \
-        --requirement /tmp/requirements.txt
+RUN uv sync --frozen --no-default-groups --no-install-project
 
+# The project, built as a wheel and installed as one: no link back to /src.
 COPY README.md ./
 COPY src ./src
-RUN uv build --wheel --out-dir /tmp/dist \
-    && pip --python /opt/corral/bin/python install --no-cache-dir --no-deps /tmp/dist/corral-*.whl
+RUN uv sync --frozen --no-default-groups --no-editable
 
 
 FROM ${PYTHON_IMAGE}

@@ -1,9 +1,12 @@
 """The wheel, installed the way the Dockerfile installs it, starts both entrypoints.
 
-Builds the wheel with `uv build --wheel`, exports the locked runtime requirements with the same
-`uv export` flags the Dockerfile uses, installs both into a fresh virtualenv (offline, from
-uv's cache, which `make venv` fills) and runs the installed `corral`: its help, the operator's
-help (no cluster needed), and the runtime serving /healthz until SIGTERM. Loopback only.
+Runs the Dockerfile's two `uv sync` commands (the locked runtime dependencies, then the project
+built as a wheel) into a fresh virtualenv, offline. That needs only the wheels that `make venv`
+put in uv's cache: `uv sync` installs the lock's exact files by URL and hash and never asks the
+package index, so it passes on a new machine (a `uv pip install` of exported requirements would
+need uv's index cache, which only an earlier `uv lock` fills). Then runs the installed `corral`:
+its help, the operator's help (no cluster needed), and the runtime serving /healthz until SIGTERM.
+Loopback only.
 """
 
 from __future__ import annotations
@@ -24,34 +27,37 @@ import pytest
 from corral.api.runtimeconfig import RuntimeConfig
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_UV = Path.home() / ".cache" / "corral" / "uv-0.13.8" / "bin" / "uv"
+UV_VERSION = "0.13.8"  # the Makefile's UV_VERSION; `make test` passes its uv as $UV
 # Kept word for word in the Dockerfile (test_dockerfile_installs_what_this_test_installs).
-EXPORT = ("export", "--frozen", "--no-default-groups", "--no-emit-project")
-BUILD = ("build", "--wheel")
+DEPENDENCIES = ("sync", "--frozen", "--no-default-groups", "--no-install-project")
+PROJECT = ("sync", "--frozen", "--no-default-groups", "--no-editable")
 COMMANDS = ("operator", "runtime", "render", "crds")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
 
 def uv() -> Path:
-    found = Path(os.environ.get("UV") or DEFAULT_UV)
+    cache = Path(os.environ.get("CORRAL_CACHE") or Path.home() / ".cache" / "corral")
+    found = Path(os.environ.get("UV") or cache / f"uv-{UV_VERSION}" / "bin" / "uv")
     assert found.is_file(), f"uv not found at {found}: run `make venv` (or set UV=/path/to/uv)"
     return found
 
 
-def clean_env() -> dict[str, str]:
+def clean_env(**extra: str) -> dict[str, str]:
     """The environment without anything pointing at the checkout's virtualenv or sources."""
     drop = {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH", "PYTHONHOME"}
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("CORRAL_")}
-    return env | {"UV_PYTHON_DOWNLOADS": "never", "UV_OFFLINE": "1", "NO_COLOR": "1"}
+    return env | {"UV_PYTHON_DOWNLOADS": "never", "UV_OFFLINE": "1", "NO_COLOR": "1"} | extra
 
 
-def run(argv: Sequence[str | Path], cwd: Path, timeout: float = 120) -> str:
+def run(
+    argv: Sequence[str | Path], cwd: Path, timeout: float = 120, env: dict[str, str] | None = None
+) -> str:
     """Run `argv`; its stdout, or a failure showing the command and everything it printed."""
     result = subprocess.run(
         [str(a) for a in argv],
         cwd=cwd,
-        env=clean_env(),
+        env=env or clean_env(),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -69,24 +75,23 @@ def run(argv: Sequence[str | Path], cwd: Path, timeout: float = 120) -> str:
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv holding the locked runtime dependencies and the wheel, nothing else."""
-    work = tmp_path_factory.mktemp("wheel")
-    dist, requirements, env_dir = work / "dist", work / "requirements.txt", work / "venv"
-    run([uv(), *BUILD, "--out-dir", dist], cwd=REPO)
-    run([uv(), *EXPORT, "--quiet", "--output-file", requirements], cwd=REPO)
-    run([uv(), "venv", "--quiet", "--python", sys.executable, env_dir], cwd=work)
-    python = env_dir / "bin" / "python"
-    install: list[str | Path] = [uv(), "pip", "install", "--quiet", "--python", python, "--no-deps"]
-    run([*install, "--require-hashes", "--requirement", requirements], cwd=work)
-    wheels = sorted(dist.glob("corral-*.whl"))
-    assert len(wheels) == 1, f"expected one corral wheel in {dist}, found {wheels}"
-    run([*install, wheels[0]], cwd=work)
+    env_dir = tmp_path_factory.mktemp("wheel") / "venv"
+    env = clean_env(UV_PROJECT_ENVIRONMENT=str(env_dir))
+    for step in (DEPENDENCIES, PROJECT):
+        run([uv(), *step, "--quiet", "--python", sys.executable], cwd=REPO, env=env)
+    installed = run([uv(), "pip", "list", "--python", env_dir / "bin" / "python"], REPO, env=env)
+    for dev_tool in ("pytest", "ruff", "mypy"):
+        assert f"\n{dev_tool} " not in installed, f"a dev tool was installed:\n{installed}"
     return env_dir
 
 
 def test_dockerfile_installs_what_this_test_installs() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    for args in (EXPORT, BUILD):
-        assert f"uv {' '.join(args)} " in dockerfile, f"the Dockerfile no longer runs uv {args}"
+    for args in (DEPENDENCIES, PROJECT):
+        assert f"RUN uv {' '.join(args)}\n" in dockerfile, (
+            f"the Dockerfile no longer runs uv {args}"
+        )
+    assert "UV_PROJECT_ENVIRONMENT=/opt/corral" in dockerfile
 
 
 def test_installed_package_comes_from_the_wheel_not_the_checkout(venv: Path) -> None:
