@@ -143,12 +143,17 @@ def run_runtime(config: settings.Settings, kube: handles.Cluster) -> None:
 
 
 def chat() -> None:
+    """Stream one answer as it arrives, between an `assistant:` line and a `(N ... tokens)` line.
+
+    The model's text is printed verbatim on lines of its own (it may start with a newline or
+    hold several), so the whole answer reads, and tests read it, between those two lines.
+    """
     step(f"Chatting with Agent {AGENT} through the runtime, with the official openai SDK")
     from openai import OpenAI
 
     client = OpenAI(base_url=f"http://127.0.0.1:{RUNTIME_PORT}/v1", api_key="demo")
     say(f"user: {QUESTION}")
-    print("    assistant: ", end="", flush=True)
+    say("assistant:")
     stream = client.chat.completions.create(
         model=AGENT, messages=[{"role": "user", "content": QUESTION}], stream=True,
         stream_options={"include_usage": True},
@@ -159,8 +164,9 @@ def chat() -> None:
             print(chunk.choices[0].delta.content, end="", flush=True)
         usage = chunk.usage or usage
     print(flush=True)
-    if usage:
-        say(f"({usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens)")
+    if usage is None:
+        raise SystemExit("the runtime's stream ended without a usage chunk")
+    say(f"({usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens)")
 
 
 def up() -> int:

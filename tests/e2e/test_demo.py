@@ -4,6 +4,7 @@ process it started. The model is a tiny base model, so the answer is checked for
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,23 @@ def demo_processes() -> list[str]:
     return sorted(p.stem for p in pids.glob("demo-*.json")) if pids.exists() else []
 
 
+def streamed_answer(stdout: str) -> tuple[str, int]:
+    """The whole streamed answer (every line of it) and the completion tokens the demo printed."""
+    found = re.search(
+        r"^    assistant:\n(?P<answer>.*)\n"
+        r"    \(\d+ prompt \+ (?P<tokens>\d+) completion tokens\)$",
+        stdout,
+        flags=re.MULTILINE | re.DOTALL,
+    )
+    assert found, f"no `assistant:` block followed by a token count in:\n{stdout}"
+    return found["answer"], int(found["tokens"])
+
+
+def test_streamed_answer_reads_an_answer_that_starts_with_a_newline() -> None:
+    stdout = "    user: hi\n    assistant:\n\nHello,\nworld\n    (5 prompt + 3 completion tokens)\n"
+    assert streamed_answer(stdout) == ("\nHello,\nworld", 3)
+
+
 def test_make_demo_reaches_a_streamed_chat_and_demo_down_stops_it(
     cluster: handles.Cluster,
 ) -> None:
@@ -35,9 +53,9 @@ def test_make_demo_reaches_a_streamed_chat_and_demo_down_stops_it(
         up = demo("up")
         assert up.returncode == 0, f"stdout:\n{up.stdout}\nstderr:\n{up.stderr}"
         assert "agent.corral.dev/support   True    Available   gemma-3-270m" in up.stdout
-        answer = next(line for line in up.stdout.splitlines() if "assistant: " in line)
-        assert answer.split("assistant: ", 1)[1].strip(), "the model streamed nothing"
-        assert "completion tokens" in up.stdout
+        answer, completion_tokens = streamed_answer(up.stdout)
+        assert answer.strip(), f"the model streamed nothing:\n{up.stdout}"
+        assert completion_tokens > 0, up.stdout
         assert demo_processes() == ["demo-llama", "demo-operator", "demo-runtime"]
     finally:
         down = demo("down")
