@@ -5,13 +5,15 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-CACHE ?= $(HOME)/.cache/corral
+# CORRAL_CACHE moves the whole cache (hack/ reads it too); hack/rehearse-fresh.sh sets it.
+CACHE ?= $(or $(CORRAL_CACHE),$(HOME)/.cache/corral)
 UV_VERSION := 0.13.8
 UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+export CORRAL_CACHE := $(CACHE)
 
 .PHONY: help
 help: ## list the targets
@@ -77,7 +79,11 @@ manifests: crds ## regenerate deploy/ (plain manifests) from the Helm chart
 
 .PHONY: test
 test: venv binaries model-server ## every test, including those against the real API server
-	$(VENV)/bin/pytest
+	UV=$(UV) $(VENV)/bin/pytest
+
+.PHONY: rehearse-fresh
+rehearse-fresh: ## CI's .ci/run on a clean clone of HEAD with empty uv, pip and Corral caches
+	bash hack/rehearse-fresh.sh
 
 .PHONY: bench
 bench: venv binaries ## benchmarks: runtime + operator (~20 min); rewrites bench/RESULTS.md
