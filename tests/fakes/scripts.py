@@ -21,9 +21,13 @@ class Call:
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
+    # The arguments' JSON text exactly as sent, when it is not what json.dumps would make.
+    raw: str | None = None
 
     @property
     def arguments_json(self) -> str:
+        if self.raw is not None:
+            return self.raw
         return json.dumps(self.arguments, separators=(",", ":"))
 
 

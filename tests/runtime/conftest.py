@@ -31,8 +31,9 @@ def serve() -> Iterator[Callable[..., Running]]:
         **options: Any,
     ) -> Running:
         environment = {"GEMINI_KEY": "test-key", **(env or {})}
-        app = create_app(config, settings or Settings(), environment, **options)
-        thread = ServedApp(app)
+        settings = settings or Settings()
+        app = create_app(config, settings, environment, **options)
+        thread = ServedApp(app, settings)
         started.append(thread)
         return Running(app, thread.port)
 

@@ -24,6 +24,8 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from corral.api.runtimeconfig import RuntimeConfig
+from corral.runtime import httpserver
+from corral.runtime.settings import Settings
 from fakes import serving
 
 AGENT = "support"
@@ -76,7 +78,11 @@ def sample(exposition: str, name: str, **labels: str) -> float | None:
 
 
 class ServedApp:
-    def __init__(self, app: FastAPI) -> None:
+    """The app on a loopback port in a thread, on the same bounded httptools protocol that
+    `corral runtime` serves with (`settings` gives its bounds)."""
+
+    def __init__(self, app: FastAPI, settings: Settings | None = None) -> None:
+        settings = settings or Settings()
         # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on accepted connections only
         # when the proto says TCP; without it every keep-alive answer waits ~40 ms (Nagle).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -84,7 +90,12 @@ class ServedApp:
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            app, log_config=None, access_log=False, timeout_graceful_shutdown=2, backlog=1024
+            app,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            backlog=1024,
+            http=httpserver.bounded(settings.max_header_bytes, settings.header_timeout_seconds),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(

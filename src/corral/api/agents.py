@@ -146,6 +146,19 @@ class AgentSpec(Model):
     max_tool_iterations: int = Field(
         default=8, ge=1, le=64, description="Model turns per request before giving up on tools."
     )
+    max_call_depth: int = Field(
+        default=3,
+        ge=1,
+        le=16,
+        description="Longest chain of Agents calling Agents (through agent tools) that this"
+        " Agent takes part in, itself included; a cycle or a deeper call is a tool error.",
+    )
+    request_timeout_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="Deadline of one request across every model turn and tool call (504 after).",
+    )
     rate_limit: RateLimitSpec | None = Field(default=None, description="Per-replica limits.")
     auth: AuthSpec | None = Field(default=None, description="Require bearer API keys.")
     memory: MemorySpec | None = Field(default=None, description="Conversation memory bounds.")

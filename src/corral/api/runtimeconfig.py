@@ -96,6 +96,8 @@ class RuntimeConfig(Model):
     models: list[ModelEndpoint] = Field(min_length=1, max_length=6)
     tools: list[RuntimeTool] = Field(default_factory=list, max_length=32)
     max_tool_iterations: int = Field(default=8, ge=1, le=64)
+    max_call_depth: int = Field(default=3, ge=1, le=16)
+    request_timeout_seconds: float = Field(default=300, gt=0, le=3600)
     rate_limit: RateLimitSpec | None = None
     auth: AuthConfig | None = None
     memory: MemorySpec | None = None

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from corral.runtime import errors, tokens
+from corral.runtime import callchain, errors, tokens
 from corral.runtime import tools as tooling
 from corral.runtime.providers import base
 
@@ -24,7 +24,9 @@ class Tools(Protocol):
 
     definitions: list[dict[str, Any]]
 
-    async def run(self, calls: Sequence[base.ToolCall]) -> Sequence[tooling.ToolResult]: ...
+    async def run(
+        self, calls: Sequence[base.ToolCall], chain: callchain.Chain
+    ) -> Sequence[tooling.ToolResult]: ...
 
 
 @dataclass(slots=True)
@@ -76,7 +78,11 @@ class AgentLoop:
         self._on_usage = on_usage
 
     async def complete(
-        self, messages: Sequence[dict[str, Any]], sampling: Sampling, meter: Meter
+        self,
+        messages: Sequence[dict[str, Any]],
+        sampling: Sampling,
+        meter: Meter,
+        chain: callchain.Chain,
     ) -> Answer:
         conversation = list(messages)
         for turn in range(self._max_iterations):
@@ -86,11 +92,15 @@ class AgentLoop:
             self._on_usage(usage)
             if not answer.tool_calls:
                 return Answer(answer.content, answer.finish_reason, meter.usage)
-            await self._run_tools(conversation, answer.content, answer.tool_calls, turn)
+            await self._run_tools(conversation, answer.content, answer.tool_calls, turn, chain)
         raise AssertionError("unreachable: the last turn either answers or raises")
 
     async def stream(
-        self, messages: Sequence[dict[str, Any]], sampling: Sampling, meter: Meter
+        self,
+        messages: Sequence[dict[str, Any]],
+        sampling: Sampling,
+        meter: Meter,
+        chain: callchain.Chain,
     ) -> AsyncIterator[base.Delta]:
         conversation = list(messages)
         for turn in range(self._max_iterations):
@@ -116,7 +126,7 @@ class AgentLoop:
             if not made:
                 yield base.Delta(finish_reason=finish, usage=meter.usage)
                 return
-            await self._run_tools(conversation, content, made, turn)
+            await self._run_tools(conversation, content, made, turn, chain)
         raise AssertionError("unreachable: the last turn either answers or raises")
 
     def _params(self, conversation: list[dict[str, Any]], sampling: Sampling) -> base.ChatParams:
@@ -135,6 +145,7 @@ class AgentLoop:
         content: str | None,
         calls: list[base.ToolCall],
         turn: int,
+        chain: callchain.Chain,
     ) -> None:
         if turn + 1 >= self._max_iterations:
             raise errors.ToolIterationsExceeded(
@@ -155,7 +166,7 @@ class AgentLoop:
                 ],
             }
         )
-        for result in await self._tools.run(calls):
+        for result in await self._tools.run(calls, chain):
             conversation.append(result.message())
 
 

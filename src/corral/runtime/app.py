@@ -2,8 +2,9 @@
 
 `create_app` checks everything that can be checked without a network (auth keys present,
 tools servable) and builds the pure parts (metrics, limiter, session store, drain state); its
-lifespan creates the long-lived clients (the httpx client for tools, the provider chain) once
+lifespan creates the long-lived clients (the httpx2 client for tools, the provider chain) once
 and closes them at shutdown. Errors of any kind leave through the one mapping in `errors`.
+(An error no handler takes is answered, and logged with its request id, by `middleware.Edge`.)
 `chain_factory` and `clock` are injectable for tests. Called by `main` and by tests; the app
 does network I/O once served.
 """
@@ -16,7 +17,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-import httpx
+import httpx2
+import openai
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -31,6 +33,7 @@ from corral.runtime import (
     middleware,
     protocol,
     ratelimit,
+    redaction,
     routes,
     services,
     serving,
@@ -52,15 +55,13 @@ class ChainFactory(Protocol):
     ) -> base.Provider: ...
 
 
-def _default_chain_factory(settings: Settings) -> ChainFactory:
+def _default_chain_factory(redact: redaction.Redactor) -> ChainFactory:
     def build(
         models: list[ModelEndpoint], env: Mapping[str, str], observer: failover.Observer
     ) -> base.Provider:
         from corral.runtime.providers import factory
 
-        return factory.build_chain(
-            models, env, observer, upstream_transport=settings.upstream_transport
-        )
+        return factory.build_chain(models, env, observer, redact=redact)
 
     return build
 
@@ -81,7 +82,8 @@ def create_app(
         recorder.circuit(endpoint.provider, endpoint.name, "closed")
     drain = shutdown.Drain()
     authenticator = Authenticator.from_config(config.auth, env)
-    toolset = tools.ToolSet(config.tools, env)
+    toolset = tools.ToolSet(config.tools, env, config.namespace)
+    redact = redaction.Redactor(redaction.secrets_of(config, env))
     limiter = ratelimit.RateLimiter(config.rate_limit, clock)
     sessions = None
     if config.memory is not None and config.memory.enabled:
@@ -91,16 +93,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        build_chain = chain_factory or _default_chain_factory(settings)
+        build_chain = chain_factory or _default_chain_factory(redact)
         chain = build_chain(list(config.models), env, metrics.ProviderObserver(recorder))
-        # Tool calls: never via a proxy from the environment, never following a redirect.
-        http = httpx.AsyncClient(
+        # Tool calls: the same client library as the model calls (httpx2 on aiohttp), never
+        # via a proxy from the environment, never following a redirect.
+        http = openai.DefaultAioHttpClient(
             follow_redirects=False,
             trust_env=False,
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            limits=httpx2.Limits(max_connections=256, max_keepalive_connections=64),
         )
         try:
-            runner = tools.ToolRunner(toolset, http, recorder.tool_call, settings.tool_max_parallel)
+            runner = tools.ToolRunner(
+                toolset, http, recorder.tool_call, settings.tool_max_parallel, redact
+            )
             loop = agentloop.AgentLoop(
                 chain,
                 runner,
@@ -117,6 +122,7 @@ def create_app(
                 on_first_token=recorder.time_to_first_token.observe,
                 on_rejected=lambda kind: recorder.ratelimit_rejections.labels(kind).inc(),
             )
+            drain.on_expire(chat.stop)
             started = int(time.time())
             app.state.services = services.Services(
                 config=config,
@@ -182,15 +188,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         param = protocol.param_of([p for p in first["loc"] if p != "body"])
         return answer(errors.InvalidField(f"{param or 'body'}: {first['msg']}", param=param))
 
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.error("unhandled error", exc_info=exc)
-        return answer(exc)
-
     app.add_exception_handler(errors.ApiError, api_error)
     app.add_exception_handler(base.ProviderError, api_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, unexpected)
 
 
 def _openapi(app: FastAPI, agent: str) -> dict[str, Any]:

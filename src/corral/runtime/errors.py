@@ -130,6 +130,41 @@ class ToolIterationsExceeded(ApiError):
     code = "tool_iterations_exceeded"
 
 
+class CallRefused(ApiError):
+    """An agent call that would loop back or nest deeper than `maxCallDepth` (400); the
+    calling agent's tool reads the message."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class RequestTimeout(ApiError):
+    """The whole request (every model turn and tool call) outlasted its deadline (504)."""
+
+    status = 504
+    type = "server_error"
+    code = "request_timeout"
+
+
+class BodyTimeout(ApiError):
+    """The client did not finish sending its body in time (408)."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_body_timeout"
+
+
+class ClientGone(ApiError):
+    """The client disconnected before its answer was ready; nobody reads this 499."""
+
+    status = 499
+    type = "invalid_request_error"
+    code = "client_closed_request"
+
+    def __init__(self) -> None:
+        super().__init__("the client closed the connection before the answer was ready")
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorResponse:
     """What to answer: status, JSON body (the envelope) and extra headers."""

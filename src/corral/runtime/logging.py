@@ -17,6 +17,7 @@ import datetime
 import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -34,7 +35,10 @@ _encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
 class JsonFormatter(logging.Formatter):
-    """`{"ts", "level", "logger", "msg", "request_id"?, ...extra fields, "exc"?}`."""
+    """`{"ts", "level", "logger", "msg", "request_id"?, ...extra fields, "exc"?}`; the line
+    passes through `redact` (the identity until `redact_with`) before it is written."""
+
+    redact: Callable[[str], str] = staticmethod(lambda line: line)
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -53,7 +57,12 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return _encode(entry)
+        return self.redact(_encode(entry))
+
+
+def redact_with(redact: Callable[[str], str]) -> None:
+    """From now on, every line the JSON formatter writes passes through `redact`."""
+    JsonFormatter.redact = staticmethod(redact)
 
 
 def configure(level: str = "INFO") -> None:
@@ -72,6 +81,7 @@ def configure(level: str = "INFO") -> None:
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
-    # The SDKs log request URLs and retries at INFO; keep them to warnings.
-    for name in ("httpx", "httpcore", "openai", "google_genai"):
+    # The SDKs and their HTTP libraries log every request's URL and retries at INFO; keep
+    # them to warnings.
+    for name in ("httpx", "httpx2", "httpcore", "aiohttp", "openai", "google_genai"):
         logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.WARNING))

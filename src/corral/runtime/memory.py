@@ -2,7 +2,8 @@
 
 A session is keyed by the caller and the `x-session-id` header (one caller cannot read
 another's session by guessing its id). Each session keeps at most `max_messages` messages and
-about `max_tokens` estimated tokens (oldest dropped first); a session idle for `ttl_seconds`
+about `max_tokens` estimated tokens (oldest dropped first; an image counts by its size, so
+the bound holds for bytes too); a session idle for `ttl_seconds`
 is gone; at most `max_sessions` are held (least recently used dropped first). Expired
 sessions are swept from the old end on every write, so memory stays flat under any load.
 Only user messages and final assistant answers are kept, never tool traffic. Called by the
@@ -79,7 +80,7 @@ class SessionStore:
         self._sessions.move_to_end(key)
         session.touched = now
         for message in messages:
-            size = tokens.estimate_message(message)
+            size = tokens.estimate_stored(message)
             session.messages.append(message)
             session.sizes.append(size)
             session.tokens += size

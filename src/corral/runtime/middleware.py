@@ -4,8 +4,9 @@ Plain ASGI (not BaseHTTPMiddleware) so streams pass through untouched and the pe
 cost stays a few microseconds. A valid incoming `x-request-id` is kept, otherwise one is made;
 it is echoed on the response and set in the logging context. While draining, new `/v1/*`
 requests get the 503 envelope; health and metrics routes are never counted as in flight (a
-probe must not hold up a drain) nor logged per request. Installed by the app factory; I/O is
-the ASGI traffic itself plus one access log line per API request.
+probe must not hold up a drain) nor logged per request. An error no handler took is logged
+here, while the request id is still set, and answered with the 500 envelope. Installed by the
+app factory; I/O is the ASGI traffic itself plus one access log line per API request.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 API_PREFIX = "/v1/"
 access = logging.getLogger("corral.runtime.access")
+log = logging.getLogger(__name__)
 
 
 class Edge:
@@ -50,12 +52,13 @@ class Edge:
         token = jsonlog.request_id.set(rid)
         api = path.startswith(API_PREFIX)
         status = 500
+        responded = False
         rid_header = (b"x-request-id", rid.encode())
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
@@ -70,6 +73,10 @@ class Edge:
             self._metrics.inflight.inc()
         try:
             await self._app(scope, receive, send_with_id)
+        except Exception as exc:
+            log.error("unhandled error", exc_info=exc)
+            if not responded:
+                await _answer(send_with_id, errors.to_response(exc))
         finally:
             # Recorded before leaving the in-flight count: once nothing is in flight, every
             # request is in the metrics.
@@ -106,7 +113,10 @@ def _request_id(scope: Scope) -> str:
 
 
 async def _refuse(send: Send) -> None:
-    answer = errors.to_response(errors.ShuttingDown())
+    await _answer(send, errors.to_response(errors.ShuttingDown()))
+
+
+async def _answer(send: Send, answer: errors.ErrorResponse) -> None:
     headers = [(b"content-type", b"application/json")]
     headers += [(k.encode(), v.encode()) for k, v in answer.headers.items()]
     headers.append((b"content-length", str(len(answer.body)).encode()))

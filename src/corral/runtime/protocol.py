@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from corral.runtime import errors
 from corral.runtime.providers import base
@@ -95,7 +95,7 @@ Message = Annotated[
 
 
 class StreamOptions(Wire):
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class ChatCompletionRequest(Wire):
@@ -103,7 +103,8 @@ class ChatCompletionRequest(Wire):
 
     model: str = Field(min_length=1, max_length=256)
     messages: list[Message] = Field(min_length=1, max_length=4096)
-    stream: bool = False
+    # Strict: `"stream": "yes"` is a client's mistake to hear about, not a stream to start.
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)

@@ -9,12 +9,14 @@ itself.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from corral.runtime import errors, memory, protocol, serving
+from corral.runtime import callchain, errors, memory, protocol, serving
 from corral.runtime import logging as jsonlog
 from corral.runtime.metrics import CONTENT_TYPE
 from corral.runtime.services import Svc
@@ -23,6 +25,7 @@ JSON = "application/json"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 router = APIRouter()
+T = TypeVar("T")
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -76,10 +79,19 @@ CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def chat_completions(request: Request, svc: Svc) -> Response:
     principal = svc.auth.authenticate(request.headers.get("authorization"))
-    body = await read_body(request, svc.settings.max_request_bytes)
+    settings = svc.settings
+    body = await read_body(request, settings.max_request_bytes, settings.body_timeout_seconds)
     chat = protocol.parse_chat_request(body)
-    session = request.headers.get("x-session-id")
-    result = await svc.chat.handle(chat, principal, session, jsonlog.request_id.get() or "")
+    handling = svc.chat.handle(
+        chat,
+        principal,
+        request.headers.get(memory.SESSION_HEADER),
+        jsonlog.request_id.get() or "",
+        request.headers.get(callchain.HEADER),
+    )
+    # A whole answer is worthless once its client has gone: stop its model calls and tools.
+    # A stream notices on its own (its next write fails).
+    result = await handling if chat.stream else await until_disconnected(request, handling)
     if isinstance(result, serving.Whole):
         return Response(result.body, media_type=JSON, headers=result.headers)
     return StreamingResponse(
@@ -133,16 +145,46 @@ async def metrics(svc: Svc) -> Response:
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything over `limit` bytes before reading it all."""
+async def read_body(request: Request, limit: int, seconds: float) -> bytes:
+    """The request body, refusing (413) anything over `limit` bytes before reading it all, and
+    (408) a body still incomplete after `seconds`, so a slow client cannot hold a
+    request, and with it the drain, open."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise errors.PayloadTooLarge(f"the request body is over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise errors.PayloadTooLarge(f"the request body is over the {limit}-byte limit")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise errors.PayloadTooLarge(f"the request body is over the {limit}-byte limit")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise errors.BodyTimeout(
+            f"the request body did not arrive within {seconds:g}s", headers={"connection": "close"}
+        ) from None
     return b"".join(chunks)
+
+
+async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """`work`'s result, or ClientGone (and `work` cancelled) if the client disconnects first."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        raise errors.ClientGone()
+    return task.result()
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client has gone (the body is already read, so `receive` only waits)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

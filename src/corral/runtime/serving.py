@@ -6,11 +6,16 @@ session's history, the client's messages), reserve the rate-limit budget, run th
 the budget with the real usage, remember the turn. A stream's first piece is awaited before
 any byte is sent, so a request that fails before its first token still gets a proper HTTP
 error status; an error after that ends the stream with an error event the `openai` SDK raises
-as APIError. Called by the routes; I/O only through the agent loop.
+as APIError. The whole request runs under the Agent's `requestTimeoutSeconds` deadline (a 504
+before the first byte, an error event after it), and a stream still running when the drain
+gives up ends with an error event rather than a cut connection. Called by the routes; I/O
+only through the agent loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.api.runtimeconfig import RuntimeConfig
-from corral.runtime import agentloop, errors, memory, protocol, ratelimit, tokens
+from corral.runtime import agentloop, callchain, errors, memory, protocol, ratelimit, tokens
 from corral.runtime.auth import Principal
 from corral.runtime.providers import base
 
@@ -53,6 +58,13 @@ class ChatServing:
         on_rejected: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self._agent = config.agent
+        self._identity = f"{config.namespace}/{config.agent}"
+        self._max_call_depth = config.max_call_depth
+        self._timeout = config.request_timeout_seconds
+        # Streams waiting for their next piece, by the timeout that bounds the wait; `stop`
+        # moves them all to now, so each ends with an error event instead of a cut.
+        self._waiting: set[asyncio.Timeout] = set()
+        self._stopping = False
         self._loop = loop
         self._limiter = limiter
         self._sessions = sessions
@@ -62,7 +74,13 @@ class ChatServing:
         self._fixed_tokens = tokens.estimate_messages(self._prefix) + sum(
             tokens.estimate_text(json.dumps(d)) for d in tool_definitions
         )
-        self._default_completion = config.models[0].max_tokens or default_completion_tokens
+        # What an unbounded request reserves under a tokens-per-minute limit: enough for the
+        # most any model of the chain may answer (each model still applies its own bound).
+        bounds = [m.max_tokens for m in config.models]
+        self._default_completion = max(
+            [b for b in bounds if b is not None]
+            + ([default_completion_tokens] if None in bounds else [])
+        )
         self._log_prompts = config.server.log_prompts
 
     async def handle(
@@ -71,14 +89,17 @@ class ChatServing:
         principal: Principal,
         session_id: str | None,
         request_id: str,
+        call_chain: str | None = None,
     ) -> Whole | Streamed:
         started = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + self._timeout
         if request.model != self._agent:
             raise errors.ModelNotFound(
                 f"the model {request.model!r} does not exist here; this endpoint serves the"
                 f" agent {self._agent!r}",
                 param="model",
             )
+        chain = self._chain(call_chain)
         client = protocol.to_provider_messages(request.messages)
         history = self._history(principal, session_id)
         messages = [*self._prefix, *history, *client]
@@ -98,7 +119,8 @@ class ChatServing:
         ident = protocol.Ident(f"chatcmpl-{request_id}", int(time.time()), self._agent)
         if not request.stream:
             try:
-                answer = await self._loop.complete(messages, sampling, meter)
+                async with self._deadline(deadline):
+                    answer = await self._loop.complete(messages, sampling, meter, chain)
             finally:
                 turn.settle()
             turn.remember(answer.content)
@@ -111,18 +133,44 @@ class ChatServing:
                 usage=answer.usage,
             )
             return Whole(body, reservation.headers)
-        deltas = self._loop.stream(messages, sampling, meter)
+        deltas = self._loop.stream(messages, sampling, meter, chain)
         try:
-            first = await anext(deltas)
+            async with self._deadline(deadline):
+                first = await anext(deltas)
         except BaseException:
             turn.settle()
             await _close(deltas)
             raise
         encoder = protocol.ChunkEncoder(ident)
         chunks = self._chunks(
-            encoder, first, deltas, turn, started, include_usage=request.include_usage
+            encoder, first, deltas, turn, started, deadline, include_usage=request.include_usage
         )
         return Streamed(chunks, reservation.headers)
+
+    def _chain(self, header: str | None) -> callchain.Chain:
+        """The incoming call chain with this agent on the end; refused when it loops or is
+        too deep for this agent (the calling agent's tool reads the message)."""
+        try:
+            chain = callchain.parse(header, self._identity, self._max_call_depth)
+            chain.check_incoming()
+        except callchain.InvalidChain as err:
+            raise errors.InvalidRequest(str(err), param=callchain.HEADER) from None
+        except callchain.Refused as refused:
+            raise errors.CallRefused(str(refused), code=refused.code) from None
+        return chain
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self, when: float) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout_at(when):
+                yield
+        except TimeoutError:
+            raise self._overrun() from None
+
+    def _overrun(self) -> errors.RequestTimeout:
+        return errors.RequestTimeout(
+            f"the request took longer than its {self._timeout:g}s deadline (requestTimeoutSeconds)"
+        )
 
     async def _chunks(
         self,
@@ -131,6 +179,7 @@ class ChatServing:
         deltas: AsyncIterator[base.Delta],
         turn: _Turn,
         started: float,
+        deadline: float,
         *,
         include_usage: bool,
     ) -> AsyncIterator[bytes]:
@@ -155,7 +204,7 @@ class ChatServing:
                     if self._log_prompts:
                         log.info("answer", extra={"content": "".join(parts)})
                     return
-                delta = await anext(deltas, None)
+                delta = await self._next(deltas, deadline)
             raise errors.ApiError("the answer ended without a finish reason")
         except Exception as exc:
             log.warning(
@@ -165,6 +214,30 @@ class ChatServing:
         finally:
             turn.settle()
             await _close(deltas)
+
+    async def _next(self, deltas: AsyncIterator[base.Delta], deadline: float) -> base.Delta | None:
+        """The next piece, unless the deadline passes or `stop` is called first."""
+        if self._stopping:
+            raise errors.ShuttingDown()
+        timeout = asyncio.timeout_at(deadline)
+        self._waiting.add(timeout)
+        try:
+            async with timeout:
+                return await anext(deltas, None)
+        except TimeoutError:
+            if self._stopping:
+                raise errors.ShuttingDown() from None
+            raise self._overrun() from None
+        finally:
+            self._waiting.discard(timeout)
+
+    def stop(self) -> None:
+        """End every running stream with an error event (the drain gave up waiting for them);
+        a stream between two pieces ends at its next one."""
+        self._stopping = True
+        now = asyncio.get_running_loop().time()
+        for timeout in self._waiting:
+            timeout.reschedule(now)
 
     def _history(self, principal: Principal, session_id: str | None) -> list[dict[str, Any]]:
         if self._sessions is None or session_id is None:

@@ -8,8 +8,6 @@ win over the environment). Reads the environment only when a Settings is built.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -37,13 +35,18 @@ class Settings(BaseSettings):
         le=128,
         description="Tool calls of one model turn run at most this many at a time.",
     )
-    upstream_transport: Literal["corral", "httpx"] = Field(
-        default="corral",
-        description="The HTTP stack under the openai SDK: Corral's lean HTTP/1.1 transport, or"
-        " the SDK's default httpx2 client (the escape hatch). A proxy from the environment that"
-        " applies to an upstream selects httpx for it either way.",
-    )
     keep_alive_seconds: float = Field(default=75, gt=0, description="HTTP keep-alive timeout.")
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=4096,
+        description="A request head (request line and headers) over this gets 431.",
+    )
+    header_timeout_seconds: float = Field(
+        default=30, gt=0, description="A request head not complete this long after it began: 408."
+    )
+    body_timeout_seconds: float = Field(
+        default=60, gt=0, description="A request body not complete this long after its head: 408."
+    )
     shutdown_grace_seconds: float = Field(
         default=2,
         ge=0,

@@ -6,7 +6,8 @@ OpenAI envelope; `/readyz` reads it to turn 503 so the Service stops routing her
 listening socket stays open during the drain, so late arrivals get that answer instead of a
 refused connection. `DrainingServer` is uvicorn's server with the signal handling replaced:
 the first SIGTERM/SIGINT starts the drain and, when nothing is in flight (or the drain timeout
-passes), lets uvicorn close; a second signal stops at once. Used by `main`; signals and
+passes, after which the `on_expire` callbacks end the streams still running with an error
+event), lets uvicorn close; a second signal stops at once. Used by `main`; signals and
 sockets are its I/O.
 """
 
@@ -16,6 +17,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -23,6 +25,7 @@ import uvicorn
 log = logging.getLogger(__name__)
 
 POLL = 0.05
+EXPIRE_GRACE = 1.0
 
 
 class Drain:
@@ -31,6 +34,15 @@ class Drain:
     def __init__(self) -> None:
         self.draining = False
         self.inflight = 0
+        self._on_expire: list[Callable[[], None]] = []
+
+    def on_expire(self, callback: Callable[[], None]) -> None:
+        """Call `callback` if the drain timeout passes with requests still in flight."""
+        self._on_expire.append(callback)
+
+    def expire(self) -> None:
+        for callback in self._on_expire:
+            callback()
 
     def begin(self) -> None:
         self.draining = True
@@ -89,7 +101,11 @@ class DrainingServer(uvicorn.Server):
             log.info("drained: no request in flight; shutting down")
         else:
             log.warning(
-                "drain timeout passed with requests in flight; shutting down",
+                "drain timeout passed with requests in flight; ending them and shutting down",
                 extra={"inflight": self._drain.inflight},
             )
+            self._drain.expire()
+            # The streams just told to stop write their error event and end: give them the
+            # moment that takes, then uvicorn's own grace applies to whatever is left.
+            await self._drain.wait_idle(EXPIRE_GRACE)
         self.should_exit = True

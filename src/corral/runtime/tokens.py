@@ -39,6 +39,24 @@ def estimate_message(message: Mapping[str, Any]) -> int:
     return total
 
 
+def estimate_stored(message: Mapping[str, Any]) -> int:
+    """What keeping a message costs, in tokens' worth of memory: its prompt estimate, but a
+    non-text part (an image as a data URL) counts by its size, not as 85 tokens, so a session's
+    token bound also bounds the bytes it holds."""
+    total = estimate_message(message)
+    content = message.get("content")
+    if isinstance(content, list):
+        for part in content:
+            if isinstance(part, Mapping) and not isinstance(part.get("text"), str):
+                total += max(0, estimate_text(_json_size(part)) - 85)
+    return total
+
+
+def _json_size(part: Mapping[str, Any]) -> str:
+    # The part's text form; only its length matters, so str() of the values is enough.
+    return "".join(str(v) for v in part.values())
+
+
 def estimate_messages(messages: Iterable[Mapping[str, Any]]) -> int:
     """Tokens a list of messages will take in a prompt."""
     return sum(estimate_message(m) for m in messages)

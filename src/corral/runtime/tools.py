@@ -1,13 +1,17 @@
 """The tools the model may call, run on the server: HTTP endpoints and other agents.
 
 `ToolSet` checks the config's tools at startup; `ToolRunner` serves them over one long-lived
-httpx client created by the app's lifespan. For each call the model makes it validates the
-arguments against the tool's JSON Schema, then runs it with the tool's timeout and response
-size cap. A tool can only reach what its config declares: URL placeholders are filled with
+httpx2 client (the openai SDK's client library, on aiohttp) created by the app's lifespan. For
+each call the model makes it parses the arguments (bounded depth) and validates them against
+the tool's JSON Schema, then runs it with the tool's timeout and response size cap (counted on
+the decoded body, so a compressed answer can neither reach the model compressed nor expand past
+the cap). A tool can only reach what its config declares: URL placeholders are filled with
 percent-encoded values (a value cannot add a path segment, a query or a host), the final URL
 must keep the declared scheme, host and port, and redirects are never followed (a 3xx answer
-is refused as a tool error). Every failure becomes an `error: ...` result the model reads,
-never an exception out of `run`. Called by the agent loop; does network I/O.
+is refused as a tool error). An agent tool carries the call chain (`callchain`) and refuses a
+cycle or a chain deeper than `maxCallDepth`. Error text from a tool endpoint is bounded and
+redacted before the model reads it. Every failure becomes an `error: ...` result the model
+reads, never an exception out of `run`. Called by the agent loop; does network I/O.
 """
 
 from __future__ import annotations
@@ -21,14 +25,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
+import httpx2
 import jsonschema
 
 from corral.api.runtimeconfig import AgentCall, HttpCall, RuntimeTool
+from corral.runtime import callchain, redaction
 from corral.runtime.providers import base
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ERROR_EXCERPT = 2048
+# Deeper arguments are refused before validation: no tool schema needs them, and the JSON
+# decoder and the validator both recurse.
+MAX_ARGUMENT_DEPTH = 32
+MAX_URL_LENGTH = 8192
 Recorder = Callable[[str, str, float], None]
 
 
@@ -57,8 +66,17 @@ class ToolResult:
         return {"role": "tool", "tool_call_id": self.call_id, "content": self.content}
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What one request's tool calls share: the HTTP client, the call chain, the redactor."""
+
+    client: httpx2.AsyncClient
+    chain: callchain.Chain
+    redact: redaction.Redactor
+
+
 class Target(Protocol):
-    async def call(self, client: httpx.AsyncClient, arguments: dict[str, Any]) -> str: ...
+    async def call(self, call: Call, arguments: dict[str, Any]) -> str: ...
 
 
 class HttpTarget:
@@ -70,7 +88,7 @@ class HttpTarget:
             raise ToolConfigError(f"tool {name!r}: placeholders may not appear in the URL's host")
         self._name = name
         self._spec = spec
-        self._origin = _origin(httpx.URL(PLACEHOLDER.sub("x", spec.url)))
+        self._origin = _origin(httpx2.URL(PLACEHOLDER.sub("x", spec.url)))
         self._placeholders = frozenset(PLACEHOLDER.findall(spec.url))
         self._headers = dict(spec.headers)
         for header, var in spec.header_envs.items():
@@ -78,7 +96,7 @@ class HttpTarget:
                 raise ToolConfigError(f"tool {name!r}: header {header} needs ${var}, not set")
             self._headers[header] = env[var]
 
-    def url_for(self, arguments: Mapping[str, Any]) -> httpx.URL:
+    def url_for(self, arguments: Mapping[str, Any]) -> httpx2.URL:
         """The templated URL; ToolFailed when a value is missing or would leave the origin."""
 
         def fill(match: re.Match[str]) -> str:
@@ -90,47 +108,60 @@ class HttpTarget:
                 raise ToolFailed("invalid_arguments", f"argument {key!r} is empty or a dot path")
             return urllib.parse.quote(text, safe="")
 
-        url = httpx.URL(PLACEHOLDER.sub(fill, self._spec.url))
+        url = _url(PLACEHOLDER.sub(fill, self._spec.url))
         if _origin(url) != self._origin:
             raise ToolFailed("refused", "the arguments would send the call to another host")
         return url
 
-    async def call(self, client: httpx.AsyncClient, arguments: dict[str, Any]) -> str:
+    async def call(self, call: Call, arguments: dict[str, Any]) -> str:
         url = self.url_for(arguments)
         rest = {k: v for k, v in arguments.items() if k not in self._placeholders}
         method = self._spec.method
         query: list[tuple[str, str | int | float | bool | None]] = (
             [(k, _scalar(v)) for k, v in rest.items()] if method in ("GET", "DELETE") else []
         )
-        request = client.build_request(
+        target = url.copy_merge_params(query) if query else url
+        if len(str(target)) > MAX_URL_LENGTH:
+            raise ToolFailed(
+                "invalid_arguments",
+                f"the arguments make the URL longer than {MAX_URL_LENGTH} characters",
+            )
+        request = call.client.build_request(
             method,
-            url.copy_merge_params(query) if query else url,
+            target,
             json=rest if method not in ("GET", "DELETE") else None,
             headers=self._headers,
             timeout=self._spec.timeout_seconds,
         )
-        return await fetch(client, request, self._spec.max_response_bytes, self._origin)
+        return await fetch(call, request, self._spec.max_response_bytes, self._origin)
 
 
 class AgentTarget:
     """Another Agent's OpenAI endpoint: the arguments become the user message."""
 
-    def __init__(self, spec: AgentCall, max_bytes: int = 1_048_576) -> None:
+    def __init__(self, spec: AgentCall, namespace: str, max_bytes: int = 1_048_576) -> None:
         self._spec = spec
         self._max_bytes = max_bytes
-        self._url = httpx.URL(spec.base_url.rstrip("/") + "/chat/completions")
+        self._url = httpx2.URL(spec.base_url.rstrip("/") + "/chat/completions")
         self._origin = _origin(self._url)
+        # Agent tools call Agents of the same namespace (the operator resolves them there).
+        self._identity = f"{namespace}/{spec.model}"
 
-    async def call(self, client: httpx.AsyncClient, arguments: dict[str, Any]) -> str:
+    async def call(self, call: Call, arguments: dict[str, Any]) -> str:
+        try:
+            call.chain.check_call(self._identity)
+        except callchain.Refused as refused:
+            raise ToolFailed("refused", str(refused)) from None
         strings = [v for v in arguments.values() if isinstance(v, str)]
         text = strings[0] if len(arguments) == 1 and strings else json.dumps(arguments)
-        request = client.build_request(
+        request = call.client.build_request(
             "POST",
             self._url,
             json={"model": self._spec.model, "messages": [{"role": "user", "content": text}]},
+            headers={callchain.HEADER: call.chain.header()},
             timeout=self._spec.timeout_seconds,
         )
-        body = await fetch(client, request, self._max_bytes, self._origin)
+        body = await fetch(call, request, self._max_bytes, self._origin)
         try:
             content = json.loads(body)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as err:
@@ -141,12 +172,13 @@ class AgentTarget:
 
 
 async def fetch(
-    client: httpx.AsyncClient, request: httpx.Request, max_bytes: int, origin: tuple[str, ...]
+    call: Call, request: httpx2.Request, max_bytes: int, origin: tuple[str, ...]
 ) -> str:
-    """Send without following redirects; the body, cut at `max_bytes`. ToolFailed on 3xx/4xx/5xx."""
+    """Send without following redirects; the decoded body, cut at `max_bytes`. ToolFailed on
+    3xx/4xx/5xx, with the endpoint's error text bounded and redacted."""
     if _origin(request.url) != origin:
         raise ToolFailed("refused", "the call would leave the tool's declared host")
-    response = await client.send(request, stream=True, follow_redirects=False)
+    response = await call.client.send(request, stream=True, follow_redirects=False)
     try:
         if response.is_redirect or 300 <= response.status_code < 400:
             raise ToolFailed(
@@ -159,14 +191,17 @@ async def fetch(
         await response.aclose()
     text = body.decode("utf-8", errors="replace")
     if response.status_code >= 400:
-        raise ToolFailed("http_error", f"HTTP {response.status_code}: {text[:ERROR_EXCERPT]}")
+        excerpt = call.redact.excerpt(text, ERROR_EXCERPT)
+        raise ToolFailed("http_error", f"HTTP {response.status_code}: {excerpt}")
     return text + (f"\n[response cut at {max_bytes} bytes]" if cut else "")
 
 
-async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
+async def _read_capped(response: httpx2.Response, max_bytes: int) -> tuple[bytes, bool]:
+    """The decoded body (gzip, deflate, br: as the endpoint labelled it), at most `max_bytes`:
+    reading stops there, so a small compressed answer cannot expand into memory."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_raw():
+    async for chunk in response.aiter_bytes():
         chunks.append(chunk)
         size += len(chunk)
         if size > max_bytes:
@@ -178,7 +213,9 @@ class ToolSet:
     """The configured tools, checked: what the model is offered and how each call is served.
     Built at startup (raises ToolConfigError for a tool that cannot be served); pure."""
 
-    def __init__(self, tools: Sequence[RuntimeTool], env: Mapping[str, str]) -> None:
+    def __init__(
+        self, tools: Sequence[RuntimeTool], env: Mapping[str, str], namespace: str = "default"
+    ) -> None:
         self.targets: dict[str, Target] = {}
         self.validators: dict[str, jsonschema.protocols.Validator] = {}
         self.timeouts: dict[str, float] = {}
@@ -192,7 +229,7 @@ class ToolSet:
                 self.targets[tool.name] = HttpTarget(tool.name, tool.http, env)
                 self.timeouts[tool.name] = tool.http.timeout_seconds
             elif tool.agent is not None:
-                self.targets[tool.name] = AgentTarget(tool.agent)
+                self.targets[tool.name] = AgentTarget(tool.agent, namespace)
                 self.timeouts[tool.name] = tool.agent.timeout_seconds
             self.definitions.append(
                 {
@@ -212,45 +249,48 @@ class ToolRunner:
     def __init__(
         self,
         toolset: ToolSet,
-        client: httpx.AsyncClient,
+        client: httpx2.AsyncClient,
         record: Recorder,
         max_parallel: int = 16,
+        redact: redaction.Redactor | None = None,
     ) -> None:
         self._set = toolset
         self._client = client
         self._record = record
         self._max_parallel = max_parallel
+        self._redact = redact or redaction.Redactor()
         self.definitions = toolset.definitions
 
-    async def run(self, calls: Sequence[base.ToolCall]) -> list[ToolResult]:
+    async def run(self, calls: Sequence[base.ToolCall], chain: callchain.Chain) -> list[ToolResult]:
         """Run one model turn's calls (in parallel, bounded); results in the calls' order."""
+        shared = Call(self._client, chain, self._redact)
         if len(calls) == 1:
-            return [await self.run_one(calls[0])]
+            return [await self.run_one(calls[0], shared)]
         gate = asyncio.Semaphore(self._max_parallel)
 
         async def bounded(call: base.ToolCall) -> ToolResult:
             async with gate:
-                return await self.run_one(call)
+                return await self.run_one(call, shared)
 
         return list(await asyncio.gather(*(bounded(c) for c in calls)))
 
-    async def run_one(self, call: base.ToolCall) -> ToolResult:
+    async def run_one(self, call: base.ToolCall, shared: Call) -> ToolResult:
         started = time.perf_counter()
         try:
-            content = await self._dispatch(call)
+            content = await self._dispatch(call, shared)
             outcome = "ok"
         except ToolFailed as failure:
             content, outcome = f"error: {failure}", failure.outcome
-        except (TimeoutError, httpx.TimeoutException):
+        except (TimeoutError, httpx2.TimeoutException):
             limit = self._set.timeouts[call.name]
             content, outcome = f"error: the tool did not answer within {limit:g}s", "timeout"
-        except httpx.HTTPError as err:
+        except (httpx2.HTTPError, httpx2.InvalidURL) as err:
             content = f"error: the tool could not be reached ({type(err).__name__})"
             outcome = "error"
         self._record(call.name, outcome, time.perf_counter() - started)
         return ToolResult(call.id, call.name, content, outcome)
 
-    async def _dispatch(self, call: base.ToolCall) -> str:
+    async def _dispatch(self, call: base.ToolCall, shared: Call) -> str:
         target = self._set.targets.get(call.name)
         if target is None:
             known = ", ".join(sorted(self._set.targets)) or "none"
@@ -264,13 +304,18 @@ class ToolRunner:
                 "invalid_arguments", f"invalid arguments at {where}: {problem.message}"
             )
         async with asyncio.timeout(self._set.timeouts[call.name]):
-            return await target.call(self._client, arguments)
+            return await target.call(shared, arguments)
 
 
 def parse_arguments(text: str) -> dict[str, Any]:
-    """The model's argument JSON as an object ({} for empty text)."""
+    """The model's argument JSON as an object ({} for empty text), at most MAX_ARGUMENT_DEPTH
+    levels deep: the depth is checked on the text before the recursive decoder sees it."""
     if not text.strip():
         return {}
+    if _nesting(text) > MAX_ARGUMENT_DEPTH:
+        raise ToolFailed(
+            "invalid_arguments", f"arguments nest deeper than {MAX_ARGUMENT_DEPTH} levels"
+        )
     try:
         value = json.loads(text)
     except ValueError as err:
@@ -278,6 +323,22 @@ def parse_arguments(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ToolFailed("invalid_arguments", "arguments must be a JSON object")
     return value
+
+
+_BRACKETS_OR_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting of JSON text, brackets inside strings not counted."""
+    depth = deepest = 0
+    for match in _BRACKETS_OR_STRINGS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+    return deepest
 
 
 def _scalar(value: Any) -> str:
@@ -290,6 +351,18 @@ def _scalar(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _origin(url: httpx.URL) -> tuple[str, ...]:
+def _url(text: str) -> httpx2.URL:
+    if len(text) > MAX_URL_LENGTH:
+        raise ToolFailed(
+            "invalid_arguments",
+            f"the arguments make the URL longer than {MAX_URL_LENGTH} characters",
+        )
+    try:
+        return httpx2.URL(text)
+    except httpx2.InvalidURL as err:
+        raise ToolFailed("invalid_arguments", f"the arguments make an invalid URL: {err}") from None
+
+
+def _origin(url: httpx2.URL) -> tuple[str, ...]:
     port = url.port or {"http": 80, "https": 443}.get(url.scheme, 0)
     return (url.scheme, url.host, str(port))

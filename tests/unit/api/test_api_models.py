@@ -94,6 +94,8 @@ def test_wire_form_is_camel_case_without_unset_fields() -> None:
             "timeoutSeconds": 60,
         },
         "maxToolIterations": 8,
+        "maxCallDepth": 3,
+        "requestTimeoutSeconds": 300,
     }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from corral.runtime import agentloop, errors, tools
+from corral.runtime import agentloop, callchain, errors, tools
 from corral.runtime.providers import base
 
 pytestmark = pytest.mark.anyio
@@ -56,12 +56,15 @@ class EchoTools:
     def __init__(self) -> None:
         self.batches: list[list[base.ToolCall]] = []
 
-    async def run(self, calls: Sequence[base.ToolCall]) -> list[tools.ToolResult]:
+    async def run(
+        self, calls: Sequence[base.ToolCall], chain: callchain.Chain
+    ) -> list[tools.ToolResult]:
         self.batches.append(list(calls))
         return [tools.ToolResult(c.id, c.name, f"echo {c.arguments}", "ok") for c in calls]
 
 
 USAGE = base.Usage(10, 2)
+CHAIN = callchain.parse(None, "shop/support", 3)
 
 
 def text(content: str, usage: base.Usage | None = USAGE) -> base.Completion:
@@ -84,7 +87,7 @@ async def test_tool_results_are_fed_back_until_the_model_answers() -> None:
     runner = EchoTools()
     meter = agentloop.Meter()
 
-    answer = await loop(provider, runner).complete(USER, SAMPLING, meter)
+    answer = await loop(provider, runner).complete(USER, SAMPLING, meter, CHAIN)
 
     assert (answer.content, answer.finish_reason) == ("done", "stop")
     assert answer.usage == base.Usage(20, 5)
@@ -106,7 +109,7 @@ async def test_too_many_tool_turns_raise_a_clear_error_keeping_the_usage() -> No
     meter = agentloop.Meter()
 
     with pytest.raises(errors.ToolIterationsExceeded, match="3 turns"):
-        await loop(provider, runner, turns=3).complete(USER, SAMPLING, meter)
+        await loop(provider, runner, turns=3).complete(USER, SAMPLING, meter, CHAIN)
 
     assert len(provider.calls) == 3
     assert len(runner.batches) == 2
@@ -115,7 +118,7 @@ async def test_too_many_tool_turns_raise_a_clear_error_keeping_the_usage() -> No
 
 async def test_a_provider_without_usage_is_estimated() -> None:
     answer = await loop(Scripted(text("four score and seven", usage=None)), EchoTools()).complete(
-        USER, SAMPLING, agentloop.Meter()
+        USER, SAMPLING, agentloop.Meter(), CHAIN
     )
 
     assert answer.usage.prompt_tokens > 0
@@ -129,7 +132,9 @@ async def test_a_stream_joins_tool_call_fragments_and_hides_them_from_the_client
     )
     runner = EchoTools()
 
-    deltas = [d async for d in loop(provider, runner).stream(USER, SAMPLING, agentloop.Meter())]
+    deltas = [
+        d async for d in loop(provider, runner).stream(USER, SAMPLING, agentloop.Meter(), CHAIN)
+    ]
 
     assert runner.batches == [[base.ToolCall("a", "echo", '{"question":"why"}')]]
     assert all(not d.tool_calls for d in deltas)
@@ -142,6 +147,6 @@ async def test_streamed_calls_without_an_id_get_one() -> None:
     provider = Scripted(calls(base.ToolCall("", "echo", "{}")), text("ok"))
     runner = EchoTools()
 
-    _ = [d async for d in loop(provider, runner).stream(USER, SAMPLING, agentloop.Meter())]
+    _ = [d async for d in loop(provider, runner).stream(USER, SAMPLING, agentloop.Meter(), CHAIN)]
 
     assert runner.batches[0][0].id == "call_0"

@@ -106,3 +106,26 @@ def test_memory_bounds_hold_after_ten_thousand_sessions() -> None:
 def test_unusable_session_ids_are_refused(value: str) -> None:
     with pytest.raises(errors.InvalidRequest):
         memory.check_session_id(value)
+
+
+def image(size: int) -> dict[str, object]:
+    url = "data:image/png;base64," + "A" * size
+    return {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}
+
+
+def test_images_count_by_their_size_so_the_token_bound_also_bounds_bytes() -> None:
+    clock = Clock()
+    sessions = store(clock, max_sessions=40, max_tokens=8000)
+    tracemalloc.start()
+    try:
+        for n in range(40):
+            sessions.append("k", f"s{n}", [image(3_500_000), answer("a picture")])
+            sessions.append("k", f"s{n}", [user("and this one?"), answer("small")])
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # 40 sessions of 8,000 tokens' worth (about 32 KB each) hold about a megabyte, not the
+    # 140 MB of images they were sent.
+    assert held < 4_000_000, f"{held} bytes held"
+    assert [m["content"] for m in sessions.history("k", "s0")] == ["and this one?", "small"]

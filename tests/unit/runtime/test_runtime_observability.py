@@ -8,7 +8,7 @@ import logging
 from prometheus_client.parser import text_string_to_metric_families
 
 from corral.runtime import logging as jsonlog
-from corral.runtime import metrics
+from corral.runtime import metrics, redaction
 from corral.runtime.providers import base, circuit
 
 
@@ -139,3 +139,31 @@ def test_log_lines_are_json_with_the_request_id_and_extra_fields() -> None:
     assert (line["level"], line["logger"], line["request_id"], line["status"]) == (
         "info", "corral.test", "req-1", 200
     )  # fmt: skip
+
+
+def test_the_http_libraries_do_not_log_each_upstream_url_at_info() -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        jsonlog.configure("INFO")
+        for name in ("httpx2", "httpx", "aiohttp", "openai"):
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+        assert logging.getLogger("corral.runtime").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def test_a_log_line_never_carries_a_configured_secret() -> None:
+    record = logging.LogRecord(
+        "corral.test", logging.WARNING, "f.py", 1, "upstream said: %s", ("bad key s3cr3t-v4lue",),
+        None,
+    )  # fmt: skip
+    formatter = jsonlog.JsonFormatter()
+    try:
+        jsonlog.redact_with(redaction.Redactor(["s3cr3t-v4lue"]))
+        line = json.loads(formatter.format(record))
+    finally:
+        jsonlog.redact_with(lambda text: text)
+
+    assert line["msg"] == "upstream said: bad key [redacted]"

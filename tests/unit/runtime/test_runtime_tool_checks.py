@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from corral.api.runtimeconfig import HttpCall, RuntimeTool
-from corral.runtime import tools
+from corral.runtime import callchain, tools
 from corral.runtime.providers import base
 
 SCHEMA = {
@@ -26,7 +26,7 @@ def runner(*specs: RuntimeTool, record: list[tuple[str, str]] | None = None) -> 
     seen = record if record is not None else []
     toolset = tools.ToolSet(list(specs), {})
     # No request in these tests reaches the network: validation refuses them first.
-    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(599)))
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(lambda r: httpx2.Response(599)))
     return tools.ToolRunner(toolset, client, lambda name, outcome, s: seen.append((name, outcome)))
 
 
@@ -105,7 +105,9 @@ async def test_bad_calls_become_error_results_for_the_model(
 ) -> None:
     seen: list[tuple[str, str]] = []
 
-    (result,) = await runner(spec(), record=seen).run([base.ToolCall("c1", name, arguments)])
+    (result,) = await runner(spec(), record=seen).run(
+        [base.ToolCall("c1", name, arguments)], callchain.parse(None, "shop/support", 3)
+    )
 
     assert result.outcome == outcome
     assert result.content.startswith("error: ")

@@ -63,6 +63,8 @@ def render(resolved: Resolved, drain_seconds: float) -> tuple[RuntimeConfig, lis
             models=models,
             tools=tools,
             max_tool_iterations=spec.max_tool_iterations,
+            max_call_depth=spec.max_call_depth,
+            request_timeout_seconds=spec.request_timeout_seconds,
             rate_limit=spec.rate_limit,
             auth=auth,
             memory=spec.memory,

@@ -27,6 +27,14 @@ class ChatParams:
     stop: list[str] | None = None
 
 
+def completion_bound(requested: int | None, model_bound: int | None) -> int | None:
+    """The max_tokens to send a model: the request's, never above the model's own `maxTokens`
+    (an upper bound set on the Agent per model), and the model's bound when the request has none."""
+    if requested is None:
+        return model_bound
+    return requested if model_bound is None else min(requested, model_bound)
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int

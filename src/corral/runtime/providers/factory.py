@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from corral.api.runtimeconfig import ModelEndpoint
+from corral.runtime import redaction
 from corral.runtime.providers import backoff, base, circuit, failover
-from corral.runtime.providers.openai import OpenAIProvider, UpstreamTransport
+from corral.runtime.providers.openai import OpenAIProvider
 
 
 class MissingApiKey(ValueError):
@@ -34,15 +35,16 @@ def build_chain(
     *,
     retry: backoff.RetryPolicy | None = None,
     breaker: circuit.BreakerPolicy | None = None,
-    upstream_transport: UpstreamTransport = "corral",
+    redact: redaction.Redactor | None = None,
 ) -> failover.FailoverChain:
     """The chain over every model, in order. Raises MissingApiKey before building anything
-    if any model's key is missing, so a half-built set of clients is never left open.
-    `upstream_transport` picks the HTTP stack under the `openai` SDK (`providers.openai`)."""
+    if any model's key is missing, so a half-built set of clients is never left open. Every
+    provider's error text is redacted of every model's key (and of what `redact` knows)."""
     keys = [api_key(endpoint, env) for endpoint in models]
+    if redact is None:
+        redact = redaction.Redactor(key for key in keys if key)
     providers = [
-        build_provider(endpoint, key, upstream_transport)
-        for endpoint, key in zip(models, keys, strict=True)
+        build_provider(endpoint, key, redact) for endpoint, key in zip(models, keys, strict=True)
     ]
     return failover.FailoverChain(providers, observer=observer, retry=retry, breaker=breaker)
 
@@ -63,7 +65,7 @@ def api_key(endpoint: ModelEndpoint, env: Mapping[str, str]) -> str | None:
 
 
 def build_provider(
-    endpoint: ModelEndpoint, key: str | None, upstream_transport: UpstreamTransport = "corral"
+    endpoint: ModelEndpoint, key: str | None, redact: redaction.Redactor | None = None
 ) -> base.Provider:
     """One provider with its long-lived client."""
     if endpoint.provider == "gemini":
@@ -77,6 +79,7 @@ def build_provider(
             timeout=endpoint.timeout_seconds,
             temperature=endpoint.temperature,
             max_tokens=endpoint.max_tokens,
+            redact=redact,
         )
     return OpenAIProvider(
         model=endpoint.name,
@@ -85,5 +88,5 @@ def build_provider(
         timeout=endpoint.timeout_seconds,
         temperature=endpoint.temperature,
         max_tokens=endpoint.max_tokens,
-        upstream_transport=upstream_transport,
+        redact=redact,
     )

@@ -15,6 +15,7 @@ import pydantic
 from google import genai
 from google.genai import errors, types
 
+from corral.runtime import redaction
 from corral.runtime.providers import base, gemini_mapping, upstream
 
 NAME = "gemini"
@@ -35,8 +36,11 @@ class GeminiProvider:
         timeout: float = 60.0,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        redact: redaction.Redactor | None = None,
     ) -> None:
         self._model = model
+        # Our own key at least, whatever else the app knows to hide.
+        self._redact = redact or redaction.Redactor([api_key] if api_key else [])
         self._temperature = temperature
         self._max_tokens = max_tokens
         self._signatures = gemini_mapping.ThoughtSignatures()
@@ -67,7 +71,7 @@ class GeminiProvider:
             )
             return gemini_mapping.completion_from(response, self._model, self._signatures)
         except (errors.APIError, httpx.HTTPError, ValueError, pydantic.ValidationError) as err:
-            raise provider_error(err) from err
+            raise provider_error(err, self._redact) from err
 
     async def stream(self, params: base.ChatParams) -> AsyncIterator[base.Delta]:
         contents, config = self._request(params)
@@ -88,7 +92,7 @@ class GeminiProvider:
                     await close()
             closing = mapper.end()
         except (errors.APIError, httpx.HTTPError, ValueError, pydantic.ValidationError) as err:
-            raise provider_error(err) from err
+            raise provider_error(err, self._redact) from err
         yield closing
 
     async def aclose(self) -> None:
@@ -108,14 +112,18 @@ class GeminiProvider:
         return contents, config
 
 
-def provider_error(err: Exception) -> base.ProviderError:
+def provider_error(err: Exception, redact: redaction.Redactor) -> base.ProviderError:
     """Our error for an exception the SDK, httpx or the response parsing raised."""
     if isinstance(err, errors.APIError):
-        return upstream.error_for_status(NAME, err.code, err.message or "", _retry_after(err))
+        return upstream.error_for_status(
+            NAME, err.code, err.message or "", _retry_after(err), redact
+        )
     if isinstance(err, httpx.TimeoutException):
         return base.ProviderTimeout("upstream timed out", provider=NAME)
     if isinstance(err, httpx.HTTPError):
-        return base.ProviderUnavailable(f"cannot reach upstream: {err}", provider=NAME)
+        return base.ProviderUnavailable(
+            f"cannot reach upstream: {redact.excerpt(str(err))}", provider=NAME
+        )
     return base.ProviderUnavailable("malformed response from upstream", provider=NAME)
 
 

@@ -78,13 +78,14 @@ def config_from(
     temperature: float | None = None,
     max_tokens: int | None = None,
 ) -> types.GenerateContentConfig:
-    """Generation settings; the request's values win over the endpoint's defaults."""
+    """Generation settings; the request's values win over the endpoint's defaults, except
+    `max_tokens`, where the endpoint's is an upper bound."""
     tools = tools_from(params.tools)
     return types.GenerateContentConfig(
         system_instruction=system,
         temperature=params.temperature if params.temperature is not None else temperature,
         top_p=params.top_p,
-        max_output_tokens=params.max_tokens if params.max_tokens is not None else max_tokens,
+        max_output_tokens=base.completion_bound(params.max_tokens, max_tokens),
         stop_sequences=params.stop or None,
         tools=tools or None,
         tool_config=tool_config_from(params.tool_choice) if tools else None,

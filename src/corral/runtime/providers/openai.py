@@ -2,31 +2,30 @@
 
 One long-lived `AsyncOpenAI` client per model endpoint, created by `factory.build_chain` at
 startup, with the SDK's own retries off (the failover chain retries) and a per-attempt timeout.
-Requests go through the SDK's own `post` (its transport, headers, timeouts, status-error
-classes and SSE decoding) with the body we built and `cast_to=object`, so the SDK hands back
-decoded JSON: `chat.completions.create` would first walk the messages against its TypedDicts
-and then build pydantic models of the answer, together most of a call's CPU against a fast
-upstream. `openai_mapping` turns that JSON into our shapes. Streams ask for
-`stream_options.include_usage` so the last piece carries usage. SDK exceptions become our
-`ProviderError` classes here and nowhere else. Does network I/O.
-
-Below the SDK, HTTP goes through our lean HTTP/1.1 `transport.Transport` (handed to the SDK as
-its `http_client`), which costs about half the CPU per call of the SDK's default httpx2 stack.
-Two cases keep the SDK's default client instead: `upstream_transport="httpx"` (the runtime's
-CORRAL_UPSTREAM_TRANSPORT escape hatch), and a proxy from the environment (HTTP_PROXY,
-HTTPS_PROXY, ALL_PROXY, less NO_PROXY) that applies to the base URL, because our transport
-does not speak to proxies and the default client honours them.
+Its HTTP client is the SDK's `DefaultAioHttpClient` (aiohttp under httpx2, the `openai[aiohttp]`
+extra): about a third less client CPU per call than the SDK's default httpx2 stack
+(bench/PROFILE.md), and it honours HTTP(S)_PROXY and NO_PROXY like the default does.
+Requests go through the SDK's own `post` (its headers, timeouts, status-error classes and SSE
+decoding) with the body we built and `cast_to=object`, so the SDK hands back decoded JSON:
+`chat.completions.create` would first walk the messages against its TypedDicts and then build
+pydantic models of the answer, together most of a call's CPU against a fast upstream.
+`openai_mapping` turns that JSON into our shapes. Streams ask for `stream_options.include_usage`
+so the last piece carries usage. SDK exceptions become our `ProviderError` classes here and
+nowhere else, and an upstream's own error text is never passed on (`upstream.safe_message`).
+Does network I/O.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any
 
+import aiohttp
 import openai
 
-from corral.runtime.providers import base, openai_mapping, transport, upstream
+from corral.runtime import redaction
+from corral.runtime.providers import base, openai_mapping, upstream
 
 NAME = "openai"
 # AsyncOpenAI refuses to start without a key; keyless local servers ignore this one.
@@ -35,8 +34,6 @@ CONNECT_TIMEOUT = 10.0
 PATH = "/chat/completions"
 # Chunks stay decoded JSON (no pydantic model per chunk); see the module docstring.
 CHUNKS = openai.AsyncStream[object]
-# Which HTTP stack carries the calls: ours, or the SDK's default httpx2 client.
-UpstreamTransport = Literal["corral", "httpx"]
 
 
 class OpenAIProvider:
@@ -51,17 +48,14 @@ class OpenAIProvider:
         timeout: float = 60.0,
         temperature: float | None = None,
         max_tokens: int | None = None,
-        upstream_transport: UpstreamTransport = "corral",
+        redact: redaction.Redactor | None = None,
     ) -> None:
         self._model = model
+        # Our own key at least, whatever else the app knows to hide.
+        self._redact = redact or redaction.Redactor([api_key] if api_key else [])
         self._temperature = temperature
         self._max_tokens = max_tokens
-        self._client, self._upstream_transport = sdk_client(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            upstream_transport=upstream_transport,
-        )
+        self._client = sdk_client(api_key=api_key, base_url=base_url, timeout=timeout)
 
     @property
     def provider(self) -> str:
@@ -71,11 +65,6 @@ class OpenAIProvider:
     def model(self) -> str:
         return self._model
 
-    @property
-    def upstream_transport(self) -> UpstreamTransport:
-        """The HTTP stack actually in use (see the module docstring for when it is not ours)."""
-        return self._upstream_transport
-
     async def complete(self, params: base.ChatParams) -> base.Completion:
         try:
             data = await self._client.post(PATH, body=self._body(params), cast_to=object)
@@ -84,7 +73,7 @@ class OpenAIProvider:
                 data = json.loads(data)
             return openai_mapping.completion_from(data, self._model)
         except (openai.OpenAIError, ValueError) as err:
-            raise provider_error(err) from err
+            raise provider_error(err, self._redact) from err
 
     async def stream(self, params: base.ChatParams) -> AsyncIterator[base.Delta]:
         body = self._body(params)
@@ -102,7 +91,7 @@ class OpenAIProvider:
                         finished = finished or delta.finish_reason is not None
                         yield delta
         except (openai.OpenAIError, ValueError) as err:
-            raise provider_error(err) from err
+            raise provider_error(err, self._redact) from err
         if not finished:
             raise base.ProviderUnavailable(
                 "upstream stream ended without a finish_reason", provider=NAME
@@ -123,7 +112,7 @@ class OpenAIProvider:
             body["temperature"] = temperature
         if params.top_p is not None:
             body["top_p"] = params.top_p
-        max_tokens = params.max_tokens if params.max_tokens is not None else self._max_tokens
+        max_tokens = base.completion_bound(params.max_tokens, self._max_tokens)
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
         if params.stop:
@@ -131,48 +120,48 @@ class OpenAIProvider:
         return body
 
 
-def sdk_client(
-    *,
-    api_key: str | None,
-    base_url: str | None,
-    timeout: float,
-    upstream_transport: UpstreamTransport,
-) -> tuple[openai.AsyncOpenAI, UpstreamTransport]:
-    """The SDK client for one endpoint, and which HTTP stack it got. Retries are off (the
-    failover chain retries); `timeout` bounds each attempt, connecting at most 10 s of it."""
-
-    def build(http_client: openai.DefaultAsyncHttpxClient | None) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            api_key=api_key or KEYLESS,
-            base_url=base_url,
-            max_retries=0,
-            timeout=openai.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
-            http_client=http_client,
-        )
-
-    if upstream_transport == "corral":
-        # Built first to learn the base URL the SDK settles on (OPENAI_BASE_URL, its default);
-        # nothing is opened before the first request, so dropping it costs nothing.
-        client = build(openai.DefaultAsyncHttpxClient(transport=transport.Transport()))
-        if transport.environment_proxy(client.base_url) is None:
-            return client, "corral"
-    return build(None), "httpx"
+def sdk_client(*, api_key: str | None, base_url: str | None, timeout: float) -> openai.AsyncOpenAI:
+    """The SDK client for one endpoint. Retries are off (the failover chain retries); `timeout`
+    bounds each attempt, connecting at most 10 s of it."""
+    return openai.AsyncOpenAI(
+        api_key=api_key or KEYLESS,
+        base_url=base_url,
+        max_retries=0,
+        timeout=openai.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+        http_client=openai.DefaultAioHttpClient(),
+    )
 
 
-def provider_error(err: Exception) -> base.ProviderError:
+def provider_error(err: Exception, redact: redaction.Redactor) -> base.ProviderError:
     """Our error for an exception the SDK (or the JSON decoding and mapping) raised."""
-    if isinstance(err, openai.APITimeoutError):
+    if isinstance(err, openai.APITimeoutError) and not _not_a_timeout(err):
         return base.ProviderTimeout("upstream timed out", provider=NAME)
     if isinstance(err, openai.APIStatusError):
         retry_after = upstream.retry_after_from_headers(err.response.headers)
-        return upstream.error_for_status(NAME, err.status_code, _message(err), retry_after)
+        return upstream.error_for_status(NAME, err.status_code, _message(err), retry_after, redact)
     if isinstance(err, openai.APIConnectionError):
-        return base.ProviderUnavailable(f"cannot reach upstream: {err}", provider=NAME)
+        return base.ProviderUnavailable(
+            f"cannot reach upstream: {redact.excerpt(str(err))}", provider=NAME
+        )
     if isinstance(err, openai_mapping.Malformed):
-        return base.ProviderUnavailable(f"malformed response from upstream: {err}", provider=NAME)
+        return base.ProviderUnavailable(
+            f"malformed response from upstream: {redact.excerpt(str(err))}", provider=NAME
+        )
     if isinstance(err, ValueError | openai.APIResponseValidationError):
         return base.ProviderUnavailable("malformed response from upstream", provider=NAME)
-    return base.ProviderUnavailable(f"upstream error: {err}", provider=NAME)
+    return base.ProviderUnavailable(f"upstream error: {redact.excerpt(str(err))}", provider=NAME)
+
+
+def _not_a_timeout(err: BaseException) -> bool:
+    """Whether a "timeout" is really a connection failure: the SDK's aiohttp transport maps
+    every aiohttp connection error (a refused connect, a server that hung up) to httpx2's
+    ConnectTimeout; only aiohttp's ServerTimeoutError family is a timeout."""
+    cause = err.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError):
+            return not isinstance(cause, aiohttp.ServerTimeoutError)
+        cause = cause.__cause__
+    return False
 
 
 def _message(err: openai.APIStatusError) -> str:

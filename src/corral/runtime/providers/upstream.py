@@ -3,7 +3,9 @@
 Used by the `openai` and `gemini` providers: the status decides retryable or not (timeouts,
 429 and 5xx are; other 4xx are the caller's fault), and `Retry-After` (seconds or an HTTP
 date; OpenAI's `retry-after-ms`; Google's RetryInfo `retryDelay` such as "27s") becomes
-`retry_after` seconds for the failover chain to honour.
+`retry_after` seconds for the failover chain to honour. The upstream's own error text is
+bounded and redacted (`redaction.Redactor.excerpt`) before it goes into our error: an upstream
+may echo the key it was sent, and that text reaches the client's answer and the log.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from corral.runtime import redaction
 from corral.runtime.providers import base
 
 # 408 request timeout and 409 conflict are transient too (the OpenAI SDK retries them).
@@ -33,10 +36,15 @@ def is_retryable_status(status: int) -> bool:
 
 
 def error_for_status(
-    provider: str, status: int, message: str, retry_after: float | None = None
+    provider: str,
+    status: int,
+    message: str,
+    retry_after: float | None = None,
+    redact: redaction.Redactor | None = None,
 ) -> base.ProviderError:
-    """The ProviderError for an HTTP error answer from upstream."""
-    text = f"HTTP {status} from upstream: {message}"
+    """The ProviderError for an HTTP error answer from upstream, its text made safe to show."""
+    safe = (redact or redaction.Redactor()).excerpt(message)
+    text = f"HTTP {status} from upstream: {safe}"
     if status == 408:
         return base.ProviderTimeout(text, provider=provider, status=status)
     if is_retryable_status(status):

@@ -1,7 +1,8 @@
-"""The upstream transport under the official `openai` SDK and our `openai` provider, against a
-raw loopback server: the SDK's exceptions and our provider errors come out as with the SDK's
-default client, streams arrive piece by piece, TLS verifies, and a proxy in the environment
-hands the call back to the SDK's default client. On asyncio's own loop and on uvloop."""
+"""Our `openai` provider on the SDK's `DefaultAioHttpClient`, against a raw loopback server
+whose every byte the test scripts: connections are kept alive and dropped when they must be,
+the SDK's exceptions and our provider errors come out right, streams arrive piece by piece, TLS
+verifies, a proxy from the environment is honoured, and an upstream's error text reaches our
+error bounded and without the key. On asyncio's own loop and on uvloop."""
 
 from __future__ import annotations
 
@@ -15,13 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import openai
-import pydantic
 import pytest
 
-from corral.api.runtimeconfig import ModelEndpoint
-from corral.runtime.providers import base, factory, transport
-from corral.runtime.providers.openai import OpenAIProvider
-from corral.runtime.settings import Settings
+from corral.runtime.providers import base
+from corral.runtime.providers.openai import OpenAIProvider, sdk_client
 from fakes.rawhttp import Peer, RawServer, Request, chunked, respond, response
 
 pytestmark = pytest.mark.anyio
@@ -63,9 +61,8 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]
 
 @pytest.fixture
 async def sdk() -> AsyncIterator[openai.AsyncOpenAI]:
-    """An SDK client whose HTTP goes through our transport; point it with `with_options`."""
-    http = openai.DefaultAsyncHttpxClient(transport=transport.Transport())
-    client = openai.AsyncOpenAI(api_key="sk-test", max_retries=0, http_client=http)
+    """The SDK client exactly as the provider builds it; point it with `with_options`."""
+    client = sdk_client(api_key="sk-test", base_url=None, timeout=30)
     yield client
     await client.close()
 
@@ -249,10 +246,8 @@ async def test_tls_verifies_the_server_by_the_name_it_sends(
     trusting = ssl.create_default_context(cafile=str(certificate[0]))
     async with RawServer(respond(completion), tls=tls_server_context) as server:
         base_url = f"https://localhost:{server.port}/v1"
-        for context, works in ((trusting, True), (None, False)):
-            http = openai.DefaultAsyncHttpxClient(
-                transport=transport.Transport(ssl_context=context)
-            )
+        for context, works in ((trusting, True), (True, False)):
+            http = openai.DefaultAioHttpClient(verify=context)
             async with openai.AsyncOpenAI(
                 api_key="k", base_url=base_url, max_retries=0, http_client=http
             ) as client:
@@ -275,7 +270,7 @@ def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-async def test_a_proxy_from_the_environment_hands_the_calls_to_the_sdk_default_client(
+async def test_a_proxy_from_the_environment_is_honoured_unless_no_proxy_exempts(
     no_proxy_env: pytest.MonkeyPatch,
 ) -> None:
     async with (
@@ -287,7 +282,6 @@ async def test_a_proxy_from_the_environment_hands_the_calls_to_the_sdk_default_c
         no_proxy_env.setenv("NO_PROXY", "127.0.0.1")
         exempt = provider_for(upstream)
         try:
-            assert (proxied.upstream_transport, exempt.upstream_transport) == ("httpx", "corral")
             await proxied.complete(PARAMS)
             await exempt.complete(PARAMS)
         finally:
@@ -297,37 +291,22 @@ async def test_a_proxy_from_the_environment_hands_the_calls_to_the_sdk_default_c
         assert [r.target for r in upstream.requests] == ["/v1/chat/completions"]
 
 
-def test_the_proxy_rules_are_httpx2s(no_proxy_env: pytest.MonkeyPatch) -> None:
-    assert transport.environment_proxy("http://10.0.0.1/v1") is None
-    no_proxy_env.setenv("HTTPS_PROXY", "http://proxy:3128")
-    no_proxy_env.setenv("NO_PROXY", "internal.example,10.0.0.0/8")
-    assert transport.environment_proxy("https://api.openai.com/v1") == "http://proxy:3128"
-    assert transport.environment_proxy("http://api.openai.com/v1") is None
-    assert transport.environment_proxy("https://vllm.internal.example/v1") is None
-    assert transport.environment_proxy("https://10.1.2.3:8000/v1") is None
-
-
-@pytest.mark.parametrize("choice", ["corral", "httpx"])
-async def test_the_escape_hatch_setting_reaches_the_provider(
-    no_proxy_env: pytest.MonkeyPatch, choice: str
-) -> None:
-    no_proxy_env.setenv("CORRAL_UPSTREAM_TRANSPORT", choice)
-    chosen = Settings().upstream_transport
-    async with RawServer(respond(completion)) as server:
-        endpoint = ModelEndpoint(provider="openai", name="m", baseURL=f"{server.url}/v1")
-        built = factory.build_provider(endpoint, None, chosen)
+async def test_an_upstream_echoing_the_key_in_its_error_never_passes_it_on() -> None:
+    key = "sk-live-0123456789abcdefghijklmnop"
+    echo = json.dumps({"error": {"message": f"bad key {key}\n" + "x" * 5000}}).encode()
+    async with RawServer(respond(lambda request: response(401, echo))) as server:
+        provider = OpenAIProvider(model="m", api_key=key, base_url=f"{server.url}/v1")
         try:
-            assert isinstance(built, OpenAIProvider)
-            assert built.upstream_transport == choice
-            assert (await built.complete(PARAMS)).content == "today"
+            with pytest.raises(base.ProviderRejected) as raised:
+                await provider.complete(PARAMS)
         finally:
-            await built.aclose()
-
-
-def test_an_unknown_transport_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CORRAL_UPSTREAM_TRANSPORT", "curl")
-    with pytest.raises(pydantic.ValidationError, match="upstream_transport"):
-        Settings()
+            await provider.aclose()
+    message = str(raised.value)
+    assert key not in message
+    assert key[:12] not in message
+    assert "bad key [redacted]" in message
+    assert "\n" not in message
+    assert len(message) < 700, "the upstream's text is bounded"
 
 
 async def test_closing_the_provider_closes_its_connections() -> None:
