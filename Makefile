@@ -34,7 +34,7 @@ uv.lock: pyproject.toml | $(UV)
 	$(UV) lock
 
 .PHONY: binaries
-binaries: venv ## build the pinned Kubernetes, etcd, kwok and helm binaries into the cache
+binaries: venv ## build the pinned Kubernetes, etcd, kwok, helm and otelcol binaries into the cache
 	$(PY) hack/cluster.py build
 
 .PHONY: model-server

@@ -1,9 +1,11 @@
 """The pinned binaries, and building each from its Go module into `<cache>/bin/<name>-<version>`.
 
 Does I/O: runs the machine's `go` (found on PATH or in the usual install places), writes the
-binary cache. Called by `cluster.up`, the pytest fixture and `hack/cluster.py build`. A build goes
-to a temp dir next to the cache and is renamed into place, so a half-built binary is never seen;
-a file lock makes concurrent callers wait for one build instead of starting a second.
+binary cache. Called by `cluster.up`, the pytest fixtures, `hack/otelcol.py` (the collector is
+a tool tests run, not part of the cluster: `CLUSTER` lists the cluster's) and `hack/cluster.py
+build`. A build goes to a temp dir next to the cache and is renamed into place, so a half-built
+binary is never seen; a file lock makes concurrent callers wait for one build instead of starting
+a second.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class Binary:
     group: str
     mode: Literal["build", "install"]
     ldflags: str
+    # Part of the local control plane (started by `cluster.up`), or a tool tests run themselves.
+    cluster: bool = True
 
 
 BINARIES: tuple[Binary, ...] = (
@@ -81,8 +85,18 @@ BINARIES: tuple[Binary, ...] = (
         "install",
         f"-s -w -X helm.sh/helm/v4/internal/version.version=v{versions.HELM}",
     ),
+    Binary(
+        "otelcol",
+        versions.OTELCOL,
+        "corral.dev/hack/gomod/otelcol",
+        "otelcol",
+        "build",
+        f"-s -w -X main.version={versions.OTELCOL}",
+        cluster=False,
+    ),
 )
 BY_NAME: Mapping[str, Binary] = {b.name: b for b in BINARIES}
+CLUSTER: tuple[str, ...] = tuple(b.name for b in BINARIES if b.cluster)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,11 +190,17 @@ def go_command(binaries: list[Binary], out_dir: Path, go: Path) -> GoCommand:
 
 def check_gomod_pins() -> None:
     """Fail if hack/gomod/*/go.mod and `versions` disagree (they must be bumped together)."""
-    pins = {
-        "kubernetes": ("k8s.io/kubernetes", versions.KUBERNETES),
-        "etcd": ("go.etcd.io/etcd/server/v3", versions.ETCD),
-    }
-    for group, (module, version) in pins.items():
+    pins = [
+        ("kubernetes", "k8s.io/kubernetes", versions.KUBERNETES),
+        ("etcd", "go.etcd.io/etcd/server/v3", versions.ETCD),
+        ("otelcol", "go.opentelemetry.io/collector/otelcol", versions.OTELCOL),
+        (
+            "otelcol",
+            "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter",
+            versions.OTELCOL_CONTRIB,
+        ),
+    ]
+    for group, module, version in pins:
         gomod = GOMOD_DIR / group / "go.mod"
         text = gomod.read_text()
         if not re.search(

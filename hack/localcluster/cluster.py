@@ -63,7 +63,7 @@ def up(config: settings.Settings | None = None, log: output.Log | None = None) -
     """Build what is missing, start what is not running, and wait until the cluster is usable."""
     config = config or settings.Settings.from_env()
     say = log or output.stderr
-    paths = binaries.ensure(config, log=say)
+    paths = binaries.ensure(config, binaries.CLUSTER, log=say)
     with lock(config):
         start(config, paths, say)
     return handle(config)

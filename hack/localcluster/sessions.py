@@ -28,7 +28,7 @@ def session(
     say = log or output.stderr
     if keep is None:
         keep = os.environ.get(KEEP_ENV, "").lower() in ("1", "true", "yes")
-    paths = binaries.ensure(config, log=say)
+    paths = binaries.ensure(config, binaries.CLUSTER, log=say)
     with cluster.lock(config):
         # The session owns the cluster if it had to start the API server (not if it only
         # restarted, say, a crashed kwok under someone else's cluster).
