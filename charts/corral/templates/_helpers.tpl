@@ -64,3 +64,12 @@ app.kubernetes.io/component: operator
   resources: [events]
   verbs: [create, patch]
 {{- end -}}
+
+{{/* The runtime's OTEL_* variables as JSON: tracing.env, plus the endpoint when one is set. */}}
+{{- define "corral.otelEnv" -}}
+{{- $env := deepCopy (.env | default dict) -}}
+{{- if .otlpEndpoint -}}
+{{- $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" .otlpEndpoint -}}
+{{- end -}}
+{{- $env | toJson -}}
+{{- end -}}

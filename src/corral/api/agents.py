@@ -106,6 +106,22 @@ class MemorySpec(Model):
     )
 
 
+class TracingSpec(Model):
+    """Where this Agent's runtime sends its OpenTelemetry traces (overrides the chart's)."""
+
+    otlp_endpoint: HttpUrl = Field(
+        alias="otlpEndpoint",
+        description="OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT), e.g."
+        " http://otel-collector.observability.svc:4318.",
+    )
+    service_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="service.name of the spans (OTEL_SERVICE_NAME); default corral-agent-NAME.",
+    )
+
+
 class AgentSpec(Model):
     """Desired state of an Agent."""
 
@@ -158,6 +174,9 @@ class AgentSpec(Model):
         ge=1,
         le=3600,
         description="Deadline of one request across every model turn and tool call (504 after).",
+    )
+    tracing: TracingSpec | None = Field(
+        default=None, description="OpenTelemetry trace export of the runtime (OTLP/HTTP)."
     )
     rate_limit: RateLimitSpec | None = Field(default=None, description="Per-replica limits.")
     auth: AuthSpec | None = Field(default=None, description="Require bearer API keys.")

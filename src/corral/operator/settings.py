@@ -7,11 +7,14 @@ build their own with `load(image=..., ...)` or `OperatorSettings(...)`.
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+OTEL_NAME = r"OTEL_[A-Z0-9_]+"
 
 
 class Resources(BaseModel):
@@ -68,6 +71,11 @@ class OperatorSettings(BaseSettings):
     listen_host: str = Field(
         default="0.0.0.0", description="Address of the liveness and metrics endpoints."
     )
+    runtime_otel_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Standard OTEL_* variables set on every runtime container (from the chart's"
+        " runtime.tracing); an Agent's spec.tracing overrides the endpoint and service name.",
+    )
     reporting_instance: str = Field(
         default_factory=socket.gethostname, description="Instance named in posted Events."
     )
@@ -80,6 +88,9 @@ class OperatorSettings(BaseSettings):
                 f" pre_stop_seconds + drain_seconds ({self.pre_stop_seconds} +"
                 f" {self.drain_seconds}) so that draining pods are not killed"
             )
+        wrong = sorted(k for k in self.runtime_otel_env if not re.fullmatch(OTEL_NAME, k))
+        if wrong:
+            raise ValueError(f"runtime_otel_env may set OTEL_* variables only, not {wrong}")
         if self.watch_client_timeout <= self.watch_server_timeout:
             raise ValueError("watch_client_timeout must exceed watch_server_timeout")
         return self

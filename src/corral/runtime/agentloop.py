@@ -25,7 +25,7 @@ class Tools(Protocol):
     definitions: list[dict[str, Any]]
 
     async def run(
-        self, calls: Sequence[base.ToolCall], chain: callchain.Chain
+        self, calls: Sequence[base.ToolCall], chain: callchain.Chain, trace_parent: Any = None
     ) -> Sequence[tooling.ToolResult]: ...
 
 
@@ -83,16 +83,21 @@ class AgentLoop:
         sampling: Sampling,
         meter: Meter,
         chain: callchain.Chain,
+        trace_parent: Any = None,
     ) -> Answer:
         conversation = list(messages)
         for turn in range(self._max_iterations):
-            answer = await self._provider.complete(self._params(conversation, sampling))
+            answer = await self._provider.complete(
+                self._params(conversation, sampling, trace_parent)
+            )
             usage = answer.usage or _estimate(conversation, answer.content, answer.tool_calls)
             meter.add(usage)
             self._on_usage(usage)
             if not answer.tool_calls:
                 return Answer(answer.content, answer.finish_reason, meter.usage)
-            await self._run_tools(conversation, answer.content, answer.tool_calls, turn, chain)
+            await self._run_tools(
+                conversation, answer.content, answer.tool_calls, turn, chain, trace_parent
+            )
         raise AssertionError("unreachable: the last turn either answers or raises")
 
     async def stream(
@@ -101,6 +106,7 @@ class AgentLoop:
         sampling: Sampling,
         meter: Meter,
         chain: callchain.Chain,
+        trace_parent: Any = None,
     ) -> AsyncIterator[base.Delta]:
         conversation = list(messages)
         for turn in range(self._max_iterations):
@@ -108,7 +114,8 @@ class AgentLoop:
             parts: list[str] = []
             finish: base.FinishReason = "stop"
             usage: base.Usage | None = None
-            async for delta in self._provider.stream(self._params(conversation, sampling)):
+            params = self._params(conversation, sampling, trace_parent)
+            async for delta in self._provider.stream(params):
                 if delta.content:
                     parts.append(delta.content)
                     yield base.Delta(content=delta.content)
@@ -126,11 +133,14 @@ class AgentLoop:
             if not made:
                 yield base.Delta(finish_reason=finish, usage=meter.usage)
                 return
-            await self._run_tools(conversation, content, made, turn, chain)
+            await self._run_tools(conversation, content, made, turn, chain, trace_parent)
         raise AssertionError("unreachable: the last turn either answers or raises")
 
-    def _params(self, conversation: list[dict[str, Any]], sampling: Sampling) -> base.ChatParams:
+    def _params(
+        self, conversation: list[dict[str, Any]], sampling: Sampling, trace_parent: Any
+    ) -> base.ChatParams:
         return base.ChatParams(
+            trace_parent=trace_parent,
             messages=conversation,
             tools=self._tools.definitions,
             temperature=sampling.temperature,
@@ -146,6 +156,7 @@ class AgentLoop:
         calls: list[base.ToolCall],
         turn: int,
         chain: callchain.Chain,
+        trace_parent: Any,
     ) -> None:
         if turn + 1 >= self._max_iterations:
             raise errors.ToolIterationsExceeded(
@@ -166,7 +177,7 @@ class AgentLoop:
                 ],
             }
         )
-        for result in await self._tools.run(calls, chain):
+        for result in await self._tools.run(calls, chain, trace_parent):
             conversation.append(result.message())
 
 

@@ -39,6 +39,7 @@ from corral.runtime import (
     serving,
     shutdown,
     tools,
+    tracing,
 )
 from corral.runtime.auth import Authenticator
 from corral.runtime.providers import base, failover
@@ -55,13 +56,14 @@ class ChainFactory(Protocol):
     ) -> base.Provider: ...
 
 
-def _default_chain_factory(redact: redaction.Redactor) -> ChainFactory:
+def _default_chain_factory(redact: redaction.Redactor, traces: tracing.Tracing) -> ChainFactory:
     def build(
         models: list[ModelEndpoint], env: Mapping[str, str], observer: failover.Observer
     ) -> base.Provider:
         from corral.runtime.providers import factory
 
-        return factory.build_chain(models, env, observer, redact=redact)
+        tracer = traces.tracer if traces.provider is not None else None
+        return factory.build_chain(models, env, observer, redact=redact, tracer=tracer)
 
     return build
 
@@ -84,6 +86,7 @@ def create_app(
     authenticator = Authenticator.from_config(config.auth, env)
     toolset = tools.ToolSet(config.tools, env, config.namespace)
     redact = redaction.Redactor(redaction.secrets_of(config, env))
+    traces = tracing.Tracing.from_env(env, config.agent, config.namespace)
     limiter = ratelimit.RateLimiter(config.rate_limit, clock)
     sessions = None
     if config.memory is not None and config.memory.enabled:
@@ -93,7 +96,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        build_chain = chain_factory or _default_chain_factory(redact)
+        build_chain = chain_factory or _default_chain_factory(redact, traces)
         chain = build_chain(list(config.models), env, metrics.ProviderObserver(recorder))
         # Tool calls: the same client library as the model calls (httpx2 on aiohttp), never
         # via a proxy from the environment, never following a redirect.
@@ -104,7 +107,7 @@ def create_app(
         )
         try:
             runner = tools.ToolRunner(
-                toolset, http, recorder.tool_call, settings.tool_max_parallel, redact
+                toolset, http, recorder.tool_call, settings.tool_max_parallel, redact, traces.tracer
             )
             loop = agentloop.AgentLoop(
                 chain,
@@ -121,6 +124,7 @@ def create_app(
                 settings.default_reserved_completion_tokens,
                 on_first_token=recorder.time_to_first_token.observe,
                 on_rejected=lambda kind: recorder.ratelimit_rejections.labels(kind).inc(),
+                tracer=traces.tracer,
             )
             drain.on_expire(chat.stop)
             started = int(time.time())
@@ -142,6 +146,7 @@ def create_app(
         finally:
             await chain.aclose()
             await http.aclose()
+            traces.shutdown()
 
     app = FastAPI(
         title=f"Corral agent {config.agent}",

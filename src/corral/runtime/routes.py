@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from corral.runtime import callchain, errors, memory, protocol, serving
+from corral.runtime import callchain, errors, memory, protocol, serving, tracing
 from corral.runtime import logging as jsonlog
 from corral.runtime.metrics import CONTENT_TYPE
 from corral.runtime.services import Svc
@@ -88,6 +88,7 @@ async def chat_completions(request: Request, svc: Svc) -> Response:
         request.headers.get(memory.SESSION_HEADER),
         jsonlog.request_id.get() or "",
         request.headers.get(callchain.HEADER),
+        tracing.extract(request.headers),
     )
     # A whole answer is worthless once its client has gone: stop its model calls and tools.
     # A stream notices on its own (its next write fails).

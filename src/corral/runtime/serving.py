@@ -23,8 +23,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import trace
+
 from corral.api.runtimeconfig import RuntimeConfig
-from corral.runtime import agentloop, callchain, errors, memory, protocol, ratelimit, tokens
+from corral.runtime import (
+    agentloop,
+    callchain,
+    errors,
+    memory,
+    protocol,
+    ratelimit,
+    tokens,
+    tracing,
+)
 from corral.runtime.auth import Principal
 from corral.runtime.providers import base
 
@@ -56,8 +67,10 @@ class ChatServing:
         default_completion_tokens: int,
         on_first_token: Callable[[float], None] = lambda seconds: None,
         on_rejected: Callable[[str], None] = lambda kind: None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._agent = config.agent
+        self._tracer = tracer or trace.NoOpTracer()
         self._identity = f"{config.namespace}/{config.agent}"
         self._max_call_depth = config.max_call_depth
         self._timeout = config.request_timeout_seconds
@@ -90,6 +103,38 @@ class ChatServing:
         session_id: str | None,
         request_id: str,
         call_chain: str | None = None,
+        trace_parent: tracing.Context | None = None,
+    ) -> Whole | Streamed:
+        """The answer; the request's `invoke_agent` span (child of `trace_parent`, the caller's
+        W3C context) ends here for a whole answer, with the stream's last byte otherwise."""
+        span = self._tracer.start_span(
+            f"invoke_agent {self._agent}", context=trace_parent, kind=trace.SpanKind.SERVER
+        )
+        if span.is_recording():
+            span.set_attribute(tracing.OPERATION, "invoke_agent")
+            span.set_attribute(tracing.AGENT_NAME, self._agent)
+            span.set_attribute("corral.request_id", request_id)
+            span.set_attribute("corral.stream", request.stream)
+        try:
+            result = await self._handle(
+                request, principal, session_id, request_id, call_chain, span
+            )
+        except BaseException as err:
+            tracing.failed(span, err)
+            span.end()
+            raise
+        if isinstance(result, Whole):
+            span.end()
+        return result
+
+    async def _handle(
+        self,
+        request: protocol.ChatCompletionRequest,
+        principal: Principal,
+        session_id: str | None,
+        request_id: str,
+        call_chain: str | None,
+        span: trace.Span,
     ) -> Whole | Streamed:
         started = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + self._timeout
@@ -117,12 +162,14 @@ class ChatServing:
             self._limiter, reservation, meter, self._sessions, principal, session_id, client
         )
         ident = protocol.Ident(f"chatcmpl-{request_id}", int(time.time()), self._agent)
+        parent = tracing.within(span)
         if not request.stream:
             try:
                 async with self._deadline(deadline):
-                    answer = await self._loop.complete(messages, sampling, meter, chain)
+                    answer = await self._loop.complete(messages, sampling, meter, chain, parent)
             finally:
                 turn.settle()
+                _record_usage(span, meter)
             turn.remember(answer.content)
             if self._log_prompts:
                 log.info("answer", extra={"content": answer.content})
@@ -133,17 +180,25 @@ class ChatServing:
                 usage=answer.usage,
             )
             return Whole(body, reservation.headers)
-        deltas = self._loop.stream(messages, sampling, meter, chain)
+        deltas = self._loop.stream(messages, sampling, meter, chain, parent)
         try:
             async with self._deadline(deadline):
                 first = await anext(deltas)
         except BaseException:
             turn.settle()
+            _record_usage(span, meter)
             await _close(deltas)
             raise
         encoder = protocol.ChunkEncoder(ident)
         chunks = self._chunks(
-            encoder, first, deltas, turn, started, deadline, include_usage=request.include_usage
+            encoder,
+            first,
+            deltas,
+            turn,
+            started,
+            deadline,
+            span,
+            include_usage=request.include_usage,
         )
         return Streamed(chunks, reservation.headers)
 
@@ -180,6 +235,7 @@ class ChatServing:
         turn: _Turn,
         started: float,
         deadline: float,
+        span: trace.Span,
         *,
         include_usage: bool,
     ) -> AsyncIterator[bytes]:
@@ -210,9 +266,12 @@ class ChatServing:
             log.warning(
                 "stream failed after its first byte: %s", exc, extra={"error": type(exc).__name__}
             )
+            tracing.failed(span, exc)
             yield encoder.error(errors.stream_envelope(exc))
         finally:
             turn.settle()
+            _record_usage(span, turn.meter)
+            span.end()
             await _close(deltas)
 
     async def _next(self, deltas: AsyncIterator[base.Delta], deadline: float) -> base.Delta | None:
@@ -314,6 +373,12 @@ def _is_plain_answer(message: dict[str, Any]) -> bool:
         and not message.get("tool_calls")
         and bool(message.get("content"))
     )
+
+
+def _record_usage(span: trace.Span, meter: agentloop.Meter) -> None:
+    if span.is_recording():
+        span.set_attribute(tracing.INPUT_TOKENS, meter.prompt_tokens)
+        span.set_attribute(tracing.OUTPUT_TOKENS, meter.completion_tokens)
 
 
 async def _close(deltas: AsyncIterator[base.Delta]) -> None:

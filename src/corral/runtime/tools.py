@@ -10,13 +10,16 @@ percent-encoded values (a value cannot add a path segment, a query or a host), t
 must keep the declared scheme, host and port, and redirects are never followed (a 3xx answer
 is refused as a tool error). An agent tool carries the call chain (`callchain`) and refuses a
 cycle or a chain deeper than `maxCallDepth`. Error text from a tool endpoint is bounded and
-redacted before the model reads it. Every failure becomes an `error: ...` result the model
-reads, never an exception out of `run`. Called by the agent loop; does network I/O.
+redacted before the model reads it. Each call is an `execute_tool {name}` span, and its W3C
+trace context goes out with the HTTP request, so a called Agent's spans join the same trace.
+Every failure becomes an `error: ...` result the model reads, never an exception out of `run`.
+Called by the agent loop; does network I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import time
@@ -27,9 +30,10 @@ from typing import Any, Protocol
 
 import httpx2
 import jsonschema
+from opentelemetry import trace
 
 from corral.api.runtimeconfig import AgentCall, HttpCall, RuntimeTool
-from corral.runtime import callchain, redaction
+from corral.runtime import callchain, redaction, tracing
 from corral.runtime.providers import base
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -68,11 +72,13 @@ class ToolResult:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """What one request's tool calls share: the HTTP client, the call chain, the redactor."""
+    """What one tool call needs besides its arguments: the HTTP client, the call chain, the
+    redactor, and its span (whose context goes out with the request)."""
 
     client: httpx2.AsyncClient
     chain: callchain.Chain
     redact: redaction.Redactor
+    span: trace.Span = trace.INVALID_SPAN
 
 
 class Target(Protocol):
@@ -178,6 +184,7 @@ async def fetch(
     3xx/4xx/5xx, with the endpoint's error text bounded and redacted."""
     if _origin(request.url) != origin:
         raise ToolFailed("refused", "the call would leave the tool's declared host")
+    tracing.inject(request.headers, call.span)
     response = await call.client.send(request, stream=True, follow_redirects=False)
     try:
         if response.is_redirect or 300 <= response.status_code < 400:
@@ -219,6 +226,7 @@ class ToolSet:
         self.targets: dict[str, Target] = {}
         self.validators: dict[str, jsonschema.protocols.Validator] = {}
         self.timeouts: dict[str, float] = {}
+        self.kinds: dict[str, str] = {}
         self.definitions: list[dict[str, Any]] = []
         for tool in tools:
             cls = jsonschema.validators.validator_for(
@@ -228,9 +236,11 @@ class ToolSet:
             if tool.http is not None:
                 self.targets[tool.name] = HttpTarget(tool.name, tool.http, env)
                 self.timeouts[tool.name] = tool.http.timeout_seconds
+                self.kinds[tool.name] = "http"
             elif tool.agent is not None:
                 self.targets[tool.name] = AgentTarget(tool.agent, namespace)
                 self.timeouts[tool.name] = tool.agent.timeout_seconds
+                self.kinds[tool.name] = "agent"
             self.definitions.append(
                 {
                     "type": "function",
@@ -253,31 +263,39 @@ class ToolRunner:
         record: Recorder,
         max_parallel: int = 16,
         redact: redaction.Redactor | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._set = toolset
+        self._tracer = tracer or trace.NoOpTracer()
         self._client = client
         self._record = record
         self._max_parallel = max_parallel
         self._redact = redact or redaction.Redactor()
         self.definitions = toolset.definitions
 
-    async def run(self, calls: Sequence[base.ToolCall], chain: callchain.Chain) -> list[ToolResult]:
-        """Run one model turn's calls (in parallel, bounded); results in the calls' order."""
+    async def run(
+        self, calls: Sequence[base.ToolCall], chain: callchain.Chain, trace_parent: Any = None
+    ) -> list[ToolResult]:
+        """Run one model turn's calls (in parallel, bounded); results in the calls' order.
+        `trace_parent` (an OpenTelemetry Context) is the parent of each call's span."""
         shared = Call(self._client, chain, self._redact)
         if len(calls) == 1:
-            return [await self.run_one(calls[0], shared)]
+            return [await self.run_one(calls[0], shared, trace_parent)]
         gate = asyncio.Semaphore(self._max_parallel)
 
         async def bounded(call: base.ToolCall) -> ToolResult:
             async with gate:
-                return await self.run_one(call, shared)
+                return await self.run_one(call, shared, trace_parent)
 
         return list(await asyncio.gather(*(bounded(c) for c in calls)))
 
-    async def run_one(self, call: base.ToolCall, shared: Call) -> ToolResult:
+    async def run_one(
+        self, call: base.ToolCall, shared: Call, trace_parent: Any = None
+    ) -> ToolResult:
         started = time.perf_counter()
+        span = self._span(call, trace_parent)
         try:
-            content = await self._dispatch(call, shared)
+            content = await self._dispatch(call, dataclasses.replace(shared, span=span))
             outcome = "ok"
         except ToolFailed as failure:
             content, outcome = f"error: {failure}", failure.outcome
@@ -287,8 +305,25 @@ class ToolRunner:
         except (httpx2.HTTPError, httpx2.InvalidURL) as err:
             content = f"error: the tool could not be reached ({type(err).__name__})"
             outcome = "error"
+        except BaseException:
+            span.end()  # the request was cancelled mid-call
+            raise
+        if outcome != "ok" and span.is_recording():
+            span.set_attribute(tracing.ERROR_TYPE, outcome)
+            span.set_status(trace.StatusCode.ERROR)
+        span.end()
         self._record(call.name, outcome, time.perf_counter() - started)
         return ToolResult(call.id, call.name, content, outcome)
+
+    def _span(self, call: base.ToolCall, parent: Any) -> trace.Span:
+        span = self._tracer.start_span(f"execute_tool {call.name}", context=parent)
+        if span.is_recording():
+            span.set_attribute(tracing.OPERATION, "execute_tool")
+            span.set_attribute(tracing.TOOL_NAME, call.name)
+            span.set_attribute(tracing.TOOL_CALL_ID, call.id)
+            span.set_attribute(tracing.TOOL_TYPE, "function")
+            span.set_attribute("corral.tool.kind", self._set.kinds.get(call.name, "unknown"))
+        return span
 
     async def _dispatch(self, call: base.ToolCall, shared: Call) -> str:
         target = self._set.targets.get(call.name)

@@ -229,3 +229,36 @@ async def test_owner_references_are_rendered_only_when_the_uid_is_known() -> Non
         }
     ]
     assert "ownerReferences" not in (await render(agent(uid=None))).service["metadata"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("chart", "tracing", "expected"),
+    [
+        ({}, None, {}),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_SAMPLER": "always_on"},
+            None,
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_SAMPLER": "always_on"},
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"},
+            {"otlpEndpoint": "http://team:4318", "serviceName": "support-bot"},
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://team:4318", "OTEL_SERVICE_NAME": "support-bot"},
+        ),
+    ],
+)
+async def test_tracing_settings_reach_the_runtime_as_standard_otel_variables(
+    chart: dict[str, str], tracing: dict[str, str] | None, expected: dict[str, str]
+) -> None:
+    body = agent(tracing=tracing) if tracing else agent()
+
+    rendered = await render(body, runtime_otel_env=chart)
+
+    env = container(rendered).get("env", [])
+    assert {e["name"]: e["value"] for e in env if "value" in e} == expected
+
+
+def test_the_chart_may_pass_otel_variables_only() -> None:
+    with pytest.raises(ValueError, match="OTEL_"):
+        make_settings(runtime_otel_env={"CORRAL_LOG_LEVEL": "DEBUG"})

@@ -57,7 +57,7 @@ class EchoTools:
         self.batches: list[list[base.ToolCall]] = []
 
     async def run(
-        self, calls: Sequence[base.ToolCall], chain: callchain.Chain
+        self, calls: Sequence[base.ToolCall], chain: callchain.Chain, trace_parent: Any = None
     ) -> list[tools.ToolResult]:
         self.batches.append(list(calls))
         return [tools.ToolResult(c.id, c.name, f"echo {c.arguments}", "ok") for c in calls]

@@ -1,5 +1,8 @@
 """The runtime Deployment: probes, restricted security context, secretKeyRef env. Pure.
 
+The only plain env values are the standard OTEL_* tracing settings (the chart's, then the
+Agent's `spec.tracing`); secrets reach the container through `secretKeyRef` alone.
+
 Called by `children.render`. `replicas` is rendered only when the Agent sets it, so that an
 HPA (or a person with `kubectl scale`) can own it otherwise. The pod-template annotation
 `corral.dev/config-hash` rolls the pods when the config or a referenced Secret changes.
@@ -134,12 +137,26 @@ def _container(
         # route to it. Sleeping first keeps the runtime serving through that window, then
         # SIGTERM starts its drain. The sleep action needs no binary in the image.
         container["lifecycle"] = {"preStop": {"sleep": {"seconds": settings.pre_stop_seconds}}}
-    if envs:
-        container["env"] = [
-            {"name": e.env, "valueFrom": {"secretKeyRef": {"name": e.secret, "key": e.key}}}
-            for e in envs
-        ]
+    env: list[dict[str, Any]] = [
+        {"name": k, "value": v} for k, v in sorted(otel_env(spec, settings).items())
+    ]
+    env += [
+        {"name": e.env, "valueFrom": {"secretKeyRef": {"name": e.secret, "key": e.key}}}
+        for e in envs
+    ]
+    if env:
+        container["env"] = env
     return container
+
+
+def otel_env(spec: AgentSpec, settings: OperatorSettings) -> dict[str, str]:
+    """The OTEL_* variables of the runtime: the chart's, with the Agent's tracing on top."""
+    env = dict(settings.runtime_otel_env)
+    if spec.tracing is not None:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = spec.tracing.otlp_endpoint
+        if spec.tracing.service_name is not None:
+            env["OTEL_SERVICE_NAME"] = spec.tracing.service_name
+    return env
 
 
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:

@@ -25,6 +25,9 @@ class ChatParams:
     top_p: float | None = None
     max_tokens: int | None = None
     stop: list[str] | None = None
+    # The span of the request this call belongs to (an OpenTelemetry Context), so the call's
+    # own span is its child; None when there is no request span.
+    trace_parent: Any = None
 
 
 def completion_bound(requested: int | None, model_bound: int | None) -> int | None:

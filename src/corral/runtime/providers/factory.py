@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from opentelemetry import trace
+
 from corral.api.runtimeconfig import ModelEndpoint
 from corral.runtime import redaction
-from corral.runtime.providers import backoff, base, circuit, failover
+from corral.runtime.providers import backoff, base, circuit, failover, traced
 from corral.runtime.providers.openai import OpenAIProvider
 
 
@@ -36,16 +38,20 @@ def build_chain(
     retry: backoff.RetryPolicy | None = None,
     breaker: circuit.BreakerPolicy | None = None,
     redact: redaction.Redactor | None = None,
+    tracer: trace.Tracer | None = None,
 ) -> failover.FailoverChain:
     """The chain over every model, in order. Raises MissingApiKey before building anything
     if any model's key is missing, so a half-built set of clients is never left open. Every
-    provider's error text is redacted of every model's key (and of what `redact` knows)."""
+    provider's error text is redacted of every model's key (and of what `redact` knows). With
+    a `tracer`, every call to every model gets its own span (`traced`)."""
     keys = [api_key(endpoint, env) for endpoint in models]
     if redact is None:
         redact = redaction.Redactor(key for key in keys if key)
     providers = [
         build_provider(endpoint, key, redact) for endpoint, key in zip(models, keys, strict=True)
     ]
+    if tracer is not None:
+        providers = [traced.TracedProvider(p, tracer) for p in providers]
     return failover.FailoverChain(providers, observer=observer, retry=retry, breaker=breaker)
 
 
