@@ -15,7 +15,6 @@ only through the agent loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -214,13 +213,8 @@ class ChatServing:
             raise errors.CallRefused(str(refused), code=refused.code) from None
         return chain
 
-    @contextlib.asynccontextmanager
-    async def _deadline(self, when: float) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout_at(when):
-                yield
-        except TimeoutError:
-            raise self._overrun() from None
+    def _deadline(self, when: float) -> _Deadline:
+        return _Deadline(when, self._overrun)
 
     def _overrun(self) -> errors.RequestTimeout:
         return errors.RequestTimeout(
@@ -330,6 +324,25 @@ class ChatServing:
         except errors.RateLimited as limited:
             self._on_rejected(limited.kind)
             raise
+
+
+class _Deadline:
+    """`asyncio.timeout_at(when)` whose overrun raises `overrun()` instead of TimeoutError."""
+
+    __slots__ = ("_overrun", "_timeout")
+
+    def __init__(self, when: float, overrun: Callable[[], errors.RequestTimeout]) -> None:
+        self._timeout = asyncio.timeout_at(when)
+        self._overrun = overrun
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(self, kind: Any, error: Any, trace_back: Any) -> None:
+        try:
+            await self._timeout.__aexit__(kind, error, trace_back)
+        except TimeoutError:
+            raise self._overrun() from None
 
 
 @dataclass(slots=True)
