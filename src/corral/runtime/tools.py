@@ -127,11 +127,7 @@ class HttpTarget:
             [(k, _scalar(v)) for k, v in rest.items()] if method in ("GET", "DELETE") else []
         )
         target = url.copy_merge_params(query) if query else url
-        if len(str(target)) > MAX_URL_LENGTH:
-            raise ToolFailed(
-                "invalid_arguments",
-                f"the arguments make the URL longer than {MAX_URL_LENGTH} characters",
-            )
+        _check_length(str(target))
         request = call.client.build_request(
             method,
             target,
@@ -386,12 +382,16 @@ def _scalar(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _url(text: str) -> httpx2.URL:
-    if len(text) > MAX_URL_LENGTH:
+def _check_length(url: str) -> None:
+    if len(url) > MAX_URL_LENGTH:
         raise ToolFailed(
             "invalid_arguments",
             f"the arguments make the URL longer than {MAX_URL_LENGTH} characters",
         )
+
+
+def _url(text: str) -> httpx2.URL:
+    _check_length(text)
     try:
         return httpx2.URL(text)
     except httpx2.InvalidURL as err:
