@@ -283,3 +283,24 @@ def test_a_stream_longer_than_the_drain_ends_with_an_error_event_not_a_cut(
     events = [e for e in b"".join(received).decode().split("\n\n") if e]
     last = json.loads(events[-1].removeprefix("data: "))
     assert last["error"]["code"] == "shutting_down", events[-3:]
+
+
+def test_a_body_still_arriving_does_not_hold_the_drain(
+    draining_runtime: tuple[Process, FakeOpenAI],
+) -> None:
+    runtime, slow = draining_runtime
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
+    with socket.create_connection(("127.0.0.1", runtime.port), timeout=READ_LIMIT) as sock:
+        sock.sendall(head + b'content-length: 100\r\n\r\n{"model": ')
+        assert _eventually(lambda: "corral_inflight_requests 1.0" in metrics(runtime))
+
+        runtime.proc.send_signal(signal.SIGTERM)
+
+        assert runtime.wait_exit() == 0
+    logs = [json.loads(line) for line in runtime.proc.stderr.read().splitlines()]  # type: ignore[union-attr]
+    assert any(entry["msg"].startswith("drained: no request in flight") for entry in logs), logs
+    assert slow.requests == []
+
+
+def metrics(runtime: Process) -> str:
+    return httpx.get(f"{runtime.url}/metrics", timeout=5).text

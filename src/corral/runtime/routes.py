@@ -81,7 +81,8 @@ CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def chat_completions(request: Request, svc: Svc) -> Response:
     principal = svc.auth.authenticate(request.headers.get("authorization"))
     settings = svc.settings
-    body = await read_body(request, settings.max_request_bytes, settings.body_timeout_seconds)
+    with svc.drain.receiving_body():
+        body = await read_body(request, settings.max_request_bytes, settings.body_timeout_seconds)
     chat = protocol.parse_chat_request(body)
     handling = svc.chat.handle(
         chat,

@@ -1,23 +1,26 @@
 """Graceful shutdown: on SIGTERM stop taking work, finish what is in flight, then exit 0.
 
 `Drain` is the shared state: the middleware counts API requests in and out (a stream counts
-until its last byte) and, once draining, answers new API requests with a polite 503 in the
-OpenAI envelope; `/readyz` reads it to turn 503 so the Service stops routing here. The
-listening socket stays open during the drain, so late arrivals get that answer instead of a
-refused connection. `DrainingServer` is uvicorn's server with the signal handling replaced:
-the first SIGTERM/SIGINT starts the drain and, when nothing is in flight (or the drain timeout
-passes, after which the `on_expire` callbacks end the streams still running with an error
-event), lets uvicorn close; a second signal stops at once. Used by `main`; signals and
+until its last byte; a request still receiving its body does not hold the drain: nothing of
+it has been done, and a client that sends slowly must not keep the process up) and, once
+draining, answers new API requests with a polite 503 in the OpenAI envelope; `/readyz` reads
+it to turn 503 so the Service stops routing here. The listening socket stays open during the
+drain, so late arrivals get that answer instead of a refused connection. `DrainingServer` is
+uvicorn's server with the signal handling replaced: the first SIGTERM/SIGINT starts the drain
+and, when nothing is in flight (or the drain timeout passes, after which the `on_expire`
+callbacks end the streams still running with an error event), lets uvicorn close; a second
+signal stops at once. Used by `main`; signals and
 sockets are its I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import uvicorn
@@ -34,7 +37,17 @@ class Drain:
     def __init__(self) -> None:
         self.draining = False
         self.inflight = 0
+        self.receiving = 0
         self._on_expire: list[Callable[[], None]] = []
+
+    @contextlib.contextmanager
+    def receiving_body(self) -> Iterator[None]:
+        """While a request's body arrives, it does not count toward the drain."""
+        self.receiving += 1
+        try:
+            yield
+        finally:
+            self.receiving -= 1
 
     def on_expire(self, callback: Callable[[], None]) -> None:
         """Call `callback` if the drain timeout passes with requests still in flight."""
@@ -54,9 +67,10 @@ class Drain:
         self.inflight -= 1
 
     async def wait_idle(self, limit: float) -> bool:
-        """Wait until nothing is in flight; False when `limit` seconds passed first."""
+        """Wait until nothing is in flight (bodies still arriving aside); False when `limit`
+        seconds passed first."""
         deadline = time.monotonic() + limit
-        while self.inflight > 0:
+        while self.inflight - self.receiving > 0:
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(POLL)
