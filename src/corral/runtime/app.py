@@ -108,7 +108,7 @@ def create_app(
         try:
             runner = tools.ToolRunner(
                 toolset, http, recorder.tool_call, settings.tool_max_parallel, redact, traces.tracer
-            )
+            )  # a no-op tracer when export is off: tool spans are rare next to requests
             loop = agentloop.AgentLoop(
                 chain,
                 runner,
@@ -124,7 +124,7 @@ def create_app(
                 settings.default_reserved_completion_tokens,
                 on_first_token=recorder.time_to_first_token.observe,
                 on_rejected=lambda kind: recorder.ratelimit_rejections.labels(kind).inc(),
-                tracer=traces.tracer,
+                tracer=traces.tracer if traces.provider is not None else None,
             )
             drain.on_expire(chat.stop)
             started = int(time.time())

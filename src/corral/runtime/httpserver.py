@@ -41,7 +41,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._in_head = True
         self._head_bytes = 0
-        self._head_size = 0
         self._too_large = False
         self._head_timer: asyncio.TimerHandle | None = None
 
@@ -58,20 +57,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self._head_bytes > self.max_head_bytes:
             self._refuse_too_large()
 
-    def on_url(self, url: bytes) -> None:
-        self._head_size += len(url) + REQUEST_LINE_OVERHEAD
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + HEADER_OVERHEAD
-        if self._head_size > self.max_head_bytes:
-            self._too_large = True
-            raise HeadTooLarge  # the parser stops and uvicorn calls send_400_response
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._stop_timer()
+        # Measured once the parser has the whole head (uvicorn kept the URL and the headers),
+        # not per header: this runs on every request.
+        size = len(self.url) + REQUEST_LINE_OVERHEAD
+        size += sum(len(name) + len(value) for name, value in self.headers)
+        size += HEADER_OVERHEAD * len(self.headers)
+        if size > self.max_head_bytes:
+            self._too_large = True
+            raise HeadTooLarge  # the parser stops and uvicorn calls send_400_response
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
@@ -84,7 +80,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         # The next request on this connection starts a new head.
         self._in_head = True
-        self._head_bytes = self._head_size = 0
+        self._head_bytes = 0
 
     def _head_timed_out(self) -> None:
         self._head_timer = None

@@ -90,7 +90,7 @@ async def chat_completions(request: Request, svc: Svc) -> Response:
         request.headers.get(memory.SESSION_HEADER),
         jsonlog.request_id.get() or "",
         request.headers.get(callchain.HEADER),
-        tracing.extract(request.headers),
+        tracing.extract(request.headers) if svc.chat.traced else None,
     )
     # A whole answer is worthless once its client has gone: stop its model calls and tools.
     # A stream notices on its own (its next write fails).

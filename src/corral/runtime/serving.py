@@ -70,6 +70,8 @@ class ChatServing:
     ) -> None:
         self._agent = config.agent
         self._tracer = tracer or trace.NoOpTracer()
+        # Whether spans are exported: when not, no trace context is read, made or passed on.
+        self.traced = not isinstance(self._tracer, trace.NoOpTracer)
         self._identity = f"{config.namespace}/{config.agent}"
         self._max_call_depth = config.max_call_depth
         self._timeout = config.request_timeout_seconds
@@ -106,9 +108,12 @@ class ChatServing:
     ) -> Whole | Streamed:
         """The answer; the request's `invoke_agent` span (child of `trace_parent`, the caller's
         W3C context) ends here for a whole answer, with the stream's last byte otherwise."""
-        span = self._tracer.start_span(
-            f"invoke_agent {self._agent}", context=trace_parent, kind=trace.SpanKind.SERVER
-        )
+        if not self.traced:
+            span: trace.Span = trace.INVALID_SPAN  # no span objects at all on the hot path
+        else:
+            span = self._tracer.start_span(
+                f"invoke_agent {self._agent}", context=trace_parent, kind=trace.SpanKind.SERVER
+            )
         if span.is_recording():
             span.set_attribute(tracing.OPERATION, "invoke_agent")
             span.set_attribute(tracing.AGENT_NAME, self._agent)
@@ -161,7 +166,7 @@ class ChatServing:
             self._limiter, reservation, meter, self._sessions, principal, session_id, client
         )
         ident = protocol.Ident(f"chatcmpl-{request_id}", int(time.time()), self._agent)
-        parent = tracing.within(span)
+        parent = tracing.within(span) if self.traced else None
         if not request.stream:
             try:
                 async with self._deadline(deadline):
