@@ -304,3 +304,34 @@ def test_a_body_still_arriving_does_not_hold_the_drain(
 
 def metrics(runtime: Process) -> str:
     return httpx.get(f"{runtime.url}/metrics", timeout=5).text
+
+
+class Broken:
+    """A provider with a bug: it raises what no handler expects."""
+
+    provider = "openai"
+    model = "broken"
+
+    async def complete(self, params: object) -> object:
+        raise RuntimeError("a bug")
+
+    async def stream(self, params: object) -> object:
+        raise RuntimeError("a bug")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_an_unexpected_error_is_a_500_envelope_logged_with_its_request_id(
+    serve: Callable[..., Running], upstream: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    agent = serve(agent_config(upstream.base_url), chain_factory=lambda *args: Broken())
+
+    with caplog.at_level(logging.ERROR):
+        answer = agent.post("/v1/chat/completions", json={"model": AGENT, "messages": USER})
+
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "internal_error"
+    assert "a bug" not in answer.text
+    (record,) = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert record.request_id == answer.headers["x-request-id"]  # type: ignore[attr-defined]

@@ -74,7 +74,7 @@ class Edge:
         try:
             await self._app(scope, receive, send_with_id)
         except Exception as exc:
-            log.error("unhandled error", exc_info=exc)
+            log.error("unhandled error", exc_info=exc, extra={"request_id": rid})
             if not responded:
                 await _answer(send_with_id, errors.to_response(exc))
         finally:
