@@ -1,8 +1,9 @@
 """The `gemini` provider: Google's Gemini API through the maintained `google-genai` SDK.
 
 One long-lived `genai.Client` per model endpoint, created by `factory.build_chain` at startup,
-on an httpx client we own (so timeouts and errors are httpx's, and we close it), with the SDK's
-retries off (the failover chain retries). Shapes are translated by `gemini_mapping`; SDK and
+on aiohttp (the SDK's choice when aiohttp is installed; the same HTTP library as under the
+`openai` provider and the tools), with the SDK's retries off (the failover chain retries) and
+its per-request timeout. Shapes are translated by `gemini_mapping`; SDK and
 transport exceptions become our `ProviderError` classes here and nowhere else. Network I/O.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 import pydantic
 from google import genai
 from google.genai import errors, types
@@ -19,9 +20,6 @@ from corral.runtime import redaction
 from corral.runtime.providers import base, gemini_mapping, upstream
 
 NAME = "gemini"
-CONNECT_TIMEOUT = 10.0
-# As many connections as the openai SDK allows by default: one per in-flight request.
-LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
 class GeminiProvider:
@@ -44,14 +42,10 @@ class GeminiProvider:
         self._temperature = temperature
         self._max_tokens = max_tokens
         self._signatures = gemini_mapping.ThoughtSignatures()
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)), limits=LIMITS
-        )
         options = types.HttpOptions(
             base_url=base_url,
             timeout=int(timeout * 1000),
             retry_options=types.HttpRetryOptions(attempts=1),
-            httpx_async_client=self._http,
         )
         self._client = genai.Client(api_key=api_key, http_options=options)
 
@@ -70,7 +64,13 @@ class GeminiProvider:
                 model=self._model, contents=contents, config=config
             )
             return gemini_mapping.completion_from(response, self._model, self._signatures)
-        except (errors.APIError, httpx.HTTPError, ValueError, pydantic.ValidationError) as err:
+        except (
+            errors.APIError,
+            aiohttp.ClientError,
+            TimeoutError,
+            ValueError,
+            pydantic.ValidationError,
+        ) as err:
             raise provider_error(err, self._redact) from err
 
     async def stream(self, params: base.ChatParams) -> AsyncIterator[base.Delta]:
@@ -91,13 +91,18 @@ class GeminiProvider:
                 if close is not None:
                     await close()
             closing = mapper.end()
-        except (errors.APIError, httpx.HTTPError, ValueError, pydantic.ValidationError) as err:
+        except (
+            errors.APIError,
+            aiohttp.ClientError,
+            TimeoutError,
+            ValueError,
+            pydantic.ValidationError,
+        ) as err:
             raise provider_error(err, self._redact) from err
         yield closing
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()
-        await self._http.aclose()
 
     def _request(
         self, params: base.ChatParams
@@ -113,14 +118,14 @@ class GeminiProvider:
 
 
 def provider_error(err: Exception, redact: redaction.Redactor) -> base.ProviderError:
-    """Our error for an exception the SDK, httpx or the response parsing raised."""
+    """Our error for an exception the SDK, aiohttp or the response parsing raised."""
     if isinstance(err, errors.APIError):
         return upstream.error_for_status(
             NAME, err.code, err.message or "", _retry_after(err), redact
         )
-    if isinstance(err, httpx.TimeoutException):
+    if isinstance(err, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
         return base.ProviderTimeout("upstream timed out", provider=NAME)
-    if isinstance(err, httpx.HTTPError):
+    if isinstance(err, aiohttp.ClientError):
         return base.ProviderUnavailable(
             f"cannot reach upstream: {redact.excerpt(str(err))}", provider=NAME
         )

@@ -26,7 +26,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
 class Headers(Protocol):
-    """Case-insensitive response headers (httpx.Headers, a plain dict of lower-case names)."""
+    """Case-insensitive response headers (httpx2.Headers, a plain dict of lower-case names)."""
 
     def get(self, key: str, /) -> str | None: ...
 
