@@ -62,8 +62,7 @@ def _default_chain_factory(redact: redaction.Redactor, traces: tracing.Tracing) 
     ) -> base.Provider:
         from corral.runtime.providers import factory
 
-        tracer = traces.tracer if traces.provider is not None else None
-        return factory.build_chain(models, env, observer, redact=redact, tracer=tracer)
+        return factory.build_chain(models, env, observer, redact=redact, tracer=traces.exporting)
 
     return build
 
@@ -124,7 +123,7 @@ def create_app(
                 settings.default_reserved_completion_tokens,
                 on_first_token=recorder.time_to_first_token.observe,
                 on_rejected=lambda kind: recorder.ratelimit_rejections.labels(kind).inc(),
-                tracer=traces.tracer if traces.provider is not None else None,
+                tracer=traces.exporting,
             )
             drain.on_expire(chat.stop)
             started = int(time.time())

@@ -81,6 +81,12 @@ class Tracing:
         provider.add_span_processor(BatchSpanProcessor(exporter))
         return cls(provider.get_tracer(SCOPE), provider)
 
+    @property
+    def exporting(self) -> trace.Tracer | None:
+        """The tracer when spans are exported; None when tracing is off, so callers skip
+        span work altogether."""
+        return self.tracer if self.provider is not None else None
+
     def shutdown(self) -> None:
         """Flush what is buffered and stop exporting."""
         if self.provider is not None:

@@ -20,6 +20,15 @@ from corral.runtime import redaction
 from corral.runtime.providers import base, gemini_mapping, upstream
 
 NAME = "gemini"
+# What a call can raise: the SDK's status errors, aiohttp's (its timeouts are TimeoutErrors),
+# and the parsing of what came back. `provider_error` maps each.
+CALL_ERRORS = (
+    errors.APIError,
+    aiohttp.ClientError,
+    TimeoutError,
+    ValueError,
+    pydantic.ValidationError,
+)
 
 
 class GeminiProvider:
@@ -64,13 +73,7 @@ class GeminiProvider:
                 model=self._model, contents=contents, config=config
             )
             return gemini_mapping.completion_from(response, self._model, self._signatures)
-        except (
-            errors.APIError,
-            aiohttp.ClientError,
-            TimeoutError,
-            ValueError,
-            pydantic.ValidationError,
-        ) as err:
+        except CALL_ERRORS as err:
             raise provider_error(err, self._redact) from err
 
     async def stream(self, params: base.ChatParams) -> AsyncIterator[base.Delta]:
@@ -91,13 +94,7 @@ class GeminiProvider:
                 if close is not None:
                     await close()
             closing = mapper.end()
-        except (
-            errors.APIError,
-            aiohttp.ClientError,
-            TimeoutError,
-            ValueError,
-            pydantic.ValidationError,
-        ) as err:
+        except CALL_ERRORS as err:
             raise provider_error(err, self._redact) from err
         yield closing
 
