@@ -13,7 +13,6 @@ import json
 import logging
 import signal
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import httpx
 import openai
 import pytest
 from runtime_harness import AGENT, Running, ToolReply, ToolServer, agent_config
-from test_runtime_sigterm import START_TIMEOUT, Process, _eventually
+from test_runtime_sigterm import Process, _eventually, stream_started
 
 from corral.runtime.settings import Settings
 from fakes import scripts
@@ -262,19 +261,7 @@ def test_a_stream_longer_than_the_drain_ends_with_an_error_event_not_a_cut(
     draining_runtime: tuple[Process, FakeOpenAI],
 ) -> None:
     runtime, _ = draining_runtime
-    received: list[bytes] = []
-    first_chunk = threading.Event()
-
-    def stream() -> None:
-        body = {"model": AGENT, "messages": USER, "stream": True}
-        with httpx.stream("POST", f"{runtime.url}/v1/chat/completions", json=body, timeout=30) as r:
-            for chunk in r.iter_bytes():
-                received.append(chunk)
-                first_chunk.set()
-
-    reader = threading.Thread(target=stream)
-    reader.start()
-    assert first_chunk.wait(START_TIMEOUT), "the stream never started"
+    received, reader = stream_started(runtime)
 
     runtime.proc.send_signal(signal.SIGTERM)
 

@@ -69,6 +69,24 @@ class Process:
             self.proc.wait(timeout=EXIT_TIMEOUT)
 
 
+def stream_started(runtime: Process) -> tuple[list[bytes], threading.Thread]:
+    """A streamed chat read on a thread into the returned list, once its first bytes came."""
+    received: list[bytes] = []
+    first_chunk = threading.Event()
+
+    def stream() -> None:
+        body = {"model": AGENT, "messages": [{"role": "user", "content": "go"}], "stream": True}
+        with httpx.stream("POST", f"{runtime.url}/v1/chat/completions", json=body, timeout=30) as r:
+            for chunk in r.iter_bytes():
+                received.append(chunk)
+                first_chunk.set()
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    assert first_chunk.wait(START_TIMEOUT), "the stream never started"
+    return received, reader
+
+
 @pytest.fixture
 def slow_upstream() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(scripts.text("".join(WORDS), chunk_delay=0.05)) as fake:
@@ -89,19 +107,7 @@ def runtime(tmp_path: Path, slow_upstream: FakeOpenAI) -> Iterator[Process]:
 def test_sigterm_during_a_stream_loses_no_bytes_and_exits_zero(
     runtime: Process, slow_upstream: FakeOpenAI
 ) -> None:
-    received: list[bytes] = []
-    first_chunk = threading.Event()
-
-    def stream() -> None:
-        body = {"model": AGENT, "messages": [{"role": "user", "content": "go"}], "stream": True}
-        with httpx.stream("POST", f"{runtime.url}/v1/chat/completions", json=body, timeout=30) as r:
-            for chunk in r.iter_bytes():
-                received.append(chunk)
-                first_chunk.set()
-
-    reader = threading.Thread(target=stream)
-    reader.start()
-    assert first_chunk.wait(START_TIMEOUT), "the stream never started"
+    received, reader = stream_started(runtime)
 
     runtime.proc.send_signal(signal.SIGTERM)
 
