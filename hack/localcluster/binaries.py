@@ -61,6 +61,16 @@ class Binary:
     ldflags: str
     # Part of the local control plane (started by `cluster.up`), or a tool tests run themselves.
     cluster: bool = True
+    # Go build tags, and the file `go` writes when it is not `name` (`go install` names a
+    # binary after its package: the CNI plugin `bridge` is cached as `cni-bridge`).
+    tags: str = ""
+    output: str = ""
+    # A static binary (CGO_ENABLED=0): it runs in an image with no C library.
+    static: bool = False
+
+    @property
+    def built_name(self) -> str:
+        return self.output or self.name
 
 
 BINARIES: tuple[Binary, ...] = (
@@ -74,8 +84,52 @@ BINARIES: tuple[Binary, ...] = (
             "build",
             _K8S_LDFLAGS,
         )
-        for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+        for name in (
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kubectl",
+            "kubelet",
+            "kube-proxy",
+        )
     ),
+    # The real node's container runtime: containerd 2.x, its runc shim and `ctr` (image import).
+    # The snapshotters this machine cannot use are left out (they also need C headers).
+    *(
+        Binary(
+            name,
+            versions.CONTAINERD,
+            f"github.com/containerd/containerd/v2/cmd/{name}",
+            "containerd",
+            "install",
+            f"-s -w -X github.com/containerd/containerd/v2/version.Version=v{versions.CONTAINERD}",
+            tags="no_btrfs no_devmapper no_zfs",
+        )
+        for name in ("containerd", "containerd-shim-runc-v2", "ctr")
+    ),
+    # The CNI plugins the node's bridge network chains (see `node.cni_config`).
+    *(
+        Binary(
+            f"cni-{package.rsplit('/', 1)[1]}",
+            versions.CNI_PLUGINS,
+            f"github.com/containernetworking/plugins/plugins/{package}",
+            "cni",
+            "install",
+            "-s -w",
+            output=package.rsplit("/", 1)[1],
+        )
+        for package in ("main/bridge", "main/loopback", "ipam/host-local", "meta/portmap")
+    ),
+    Binary(
+        "coredns",
+        versions.COREDNS,
+        "corral.dev/hack/gomod/coredns",
+        "coredns",
+        "build",
+        "-s -w",
+    ),
+    # The pause process of the node's locally built pause image (`images.pause`).
+    Binary("pause", "1", "corral.dev/hack/gomod/pause", "pause", "build", "-s -w", static=True),
     Binary("kwok", versions.KWOK, "sigs.k8s.io/kwok/cmd/kwok", "kwok", "install", "-s -w"),
     Binary(
         "helm",
@@ -162,15 +216,19 @@ def go_command(binaries: list[Binary], out_dir: Path, go: Path) -> GoCommand:
     first = binaries[0]
     env = dict(os.environ)
     env["PATH"] = f"{go.parent}{os.pathsep}{env.get('PATH', '')}"
+    tags = ["-tags", first.tags] if first.tags else []
+    if first.static:
+        env["CGO_ENABLED"] = "0"
     if first.mode == "install":
         env["GOBIN"] = str(out_dir)
         argv = [
             str(go),
             "install",
             "-trimpath",
+            *tags,
             "-ldflags",
             first.ldflags,
-            f"{first.package}@v{first.version}",
+            *(f"{b.package}@v{b.version}" for b in binaries),
         ]
         # Outside any module, so a go.mod or go.work around the cwd cannot interfere.
         return GoCommand(argv, out_dir, env)
@@ -179,6 +237,7 @@ def go_command(binaries: list[Binary], out_dir: Path, go: Path) -> GoCommand:
         str(go),
         "build",
         "-trimpath",
+        *tags,
         "-ldflags",
         first.ldflags,
         "-o",
@@ -193,6 +252,7 @@ def check_gomod_pins() -> None:
     pins = [
         ("kubernetes", "k8s.io/kubernetes", versions.KUBERNETES),
         ("etcd", "go.etcd.io/etcd/server/v3", versions.ETCD),
+        ("coredns", "github.com/coredns/coredns", versions.COREDNS),
         ("otelcol", "go.opentelemetry.io/collector/otelcol", versions.OTELCOL),
         (
             "otelcol",
@@ -234,7 +294,7 @@ def _build_group(config: settings.Settings, go: Path, todo: list[Binary], log: o
                 f"$ cd {shlex.quote(str(command.cwd))} && {shlex.join(command.argv)}\n{go_output}"
             )
         for binary in todo:
-            built = tmp / binary.name
+            built = tmp / binary.built_name
             if not built.is_file():
                 raise BuildError(f"`go` succeeded but left no {built}:\n{go_output}")
             os.replace(built, path(config, binary.name))

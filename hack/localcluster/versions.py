@@ -8,7 +8,10 @@ here.
 
 from __future__ import annotations
 
-KUBERNETES = "1.35.4"
+KUBERNETES = "1.35.4"  # also kubelet and kube-proxy, the real node's
+CONTAINERD = "2.2.9"
+CNI_PLUGINS = "1.9.0"
+COREDNS = "1.14.7"
 ETCD = "3.6.16"
 KWOK = "0.8.0"
 HELM = "4.3.1"
