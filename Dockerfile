@@ -53,7 +53,12 @@ ENV PATH=/opt/corral/bin:${PATH} \
 
 COPY --from=build /opt/corral /opt/corral
 
-# 65532: the conventional "nonroot" UID; numeric so runAsNonRoot can verify it.
+# 65532: the conventional "nonroot" UID; numeric so runAsNonRoot can verify it. It has a passwd
+# entry: Kopf names the operator's peering identity after getpass.getuser(), which fails for a
+# UID the image does not know.
+RUN groupadd --system --gid 65532 corral \
+    && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin corral
 USER 65532:65532
 
 # The runtime's OpenAI API (the operator's health and metrics ports are 8081 and 8082).
