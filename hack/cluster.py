@@ -5,6 +5,8 @@ python hack/cluster.py build [NAME...]   build the pinned binaries into ~/.cache
 python hack/cluster.py up                build what is missing, start, wait until ready
 python hack/cluster.py down              stop what `up` started and remove .cluster/
 python hack/cluster.py status            one line per component; exit 1 unless all ready
+python hack/cluster.py image             build the image (cached by content), load it into the node
+python hack/cluster.py expose PORT        let pods reach 127.0.0.1:PORT at the node's bridge address
 python hack/cluster.py kubectl ARGS...   the pinned kubectl against the local cluster
 python hack/cluster.py helm ARGS...      the pinned helm against the local cluster
 """
@@ -16,12 +18,27 @@ import os
 import sys
 import time
 
-from localcluster import api, binaries, cluster, output, pki, probes, processes, settings
+from localcluster import (
+    api,
+    binaries,
+    cluster,
+    debian,
+    images,
+    node,
+    output,
+    pki,
+    probes,
+    processes,
+    settings,
+)
 
 # Failures with a message that says what went wrong and what to do: no traceback needed.
 EXPECTED_ERRORS = (
     api.ApiError,
     binaries.BuildError,
+    debian.PackageError,
+    images.ImageError,
+    node.NodeError,
     pki.PkiError,
     probes.NotReadyError,
     processes.StartError,
@@ -40,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("up", help="start the control plane (idempotent)")
     commands.add_parser("down", help="stop it and remove its state")
     commands.add_parser("status", help="show what runs; exit 1 unless everything is ready")
+    commands.add_parser("image", help="build the project's image and load it into the node")
+    expose = commands.add_parser("expose", help="let pods reach a loopback port of this host")
+    expose.add_argument("port", type=int)
     for name in ("kubectl", "helm"):
         commands.add_parser(name, help=f"run the pinned {name} against the cluster")
     args = parser.parse_args(argv)
@@ -60,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         cluster.down(config)
     elif args.command == "status":
         return _print_status(config)
+    elif args.command == "image":
+        image = images.corral(config)
+        node.load_image(config, image)
+        print(image.reference)
+    elif args.command == "expose":
+        print(node.expose_host_port(config, args.port))
     return 0
 
 
@@ -77,6 +103,7 @@ def _print_status(config: settings.Settings) -> int:
         health = "healthy" if component.healthy else "NOT healthy"
         print(f"{component.name:<24} pid {pid:<8} {health}")
     print(f"{'kwok node':<24} {'':<12} {'Ready' if state.node_ready else 'NOT Ready'}")
+    print(f"{'real node':<24} {'':<12} {'Ready' if state.real_node_ready else 'NOT Ready'}")
     if state.ready:
         print(f"ready: export KUBECONFIG={config.kubeconfig}")
     return 0 if state.ready else 1

@@ -5,8 +5,10 @@ Does I/O: builds missing binaries, writes the state dir, starts and stops proces
 API server. Called by `hack/cluster.py` and by `sessions` (the pytest fixture).
 
 `up` starts only what is not already running, in order (etcd, kube-apiserver, then
-controller-manager, scheduler and kwok), registers the kwok node, and returns once the API server
-is ready, every component is healthy, the `default` ServiceAccount exists and the node is Ready.
+controller-manager, scheduler and kwok, then the real node: containerd, CoreDNS, kubelet,
+kube-proxy), registers the kwok node, and returns once the API server is ready, every component
+is healthy, the `default` ServiceAccount exists and both nodes are Ready. It is all-or-nothing:
+if anything fails, it stops what it started (and puts back the host state the node changed).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from localcluster import (
     handles,
     kubeconfigs,
     leases,
+    node,
+    nodeconfigs,
     output,
     pki,
     probes,
@@ -52,11 +56,12 @@ class ComponentStatus:
 @dataclasses.dataclass(frozen=True)
 class Status:
     components: list[ComponentStatus]
-    node_ready: bool
+    node_ready: bool  # kwok's
+    real_node_ready: bool
 
     @property
     def ready(self) -> bool:
-        return self.node_ready and all(c.healthy for c in self.components)
+        return self.node_ready and self.real_node_ready and all(c.healthy for c in self.components)
 
 
 def up(config: settings.Settings | None = None, log: output.Log | None = None) -> handles.Cluster:
@@ -99,26 +104,52 @@ def lock(config: settings.Settings) -> Iterator[None]:
 def start(config: settings.Settings, paths: Mapping[str, Path], log: output.Log) -> list[str]:
     """`up` without the build and the lock: start whatever is not running, wait for readiness.
     Return the names of the components it launched (none when all were running)."""
-    if config.kubeconfig.is_file() and status(config).ready:
+    if _kubeconfig_server(config) == config.server and status(config).ready:
         log(f"already running: KUBECONFIG={config.kubeconfig}")
         return []
+    launched: list[str] = []
+
+    def launch(component: components.Component) -> None:
+        if _launch(config, component, log):
+            launched.append(component.name)
+
+    try:
+        _start(config, paths, log, launch)
+    except BaseException:
+        log(f"cluster-up failed: stopping what it started ({', '.join(launched) or 'nothing'})")
+        node.stop(config, log)
+        for name in reversed(launched):
+            log(f"{name}: {processes.stop(config, name)}")
+        raise
+    return launched
+
+
+def _start(
+    config: settings.Settings, paths: Mapping[str, Path], log: output.Log, launch: node.Launch
+) -> None:
     started = time.monotonic()
     files = pki.ensure(config)
-    if not config.kubeconfig.is_file():
+    # A kubeconfig left by a cluster on other ports must not point the components elsewhere.
+    if _kubeconfig_server(config) != config.server:
         kubeconfigs.write(config, files)
-    etcd, apiserver, *clients = components.plan(config, paths, files)
+    node.prepare(config, log)
+    address = node.host_address()
+    node.ensure_pki(config, files, address)
+    etcd, apiserver, *clients = components.plan(config, paths, files, address)
     admin_tls = probes.admin_tls(files)
 
     # The API server retries etcd until it answers, so both start at once.
-    launched = [c.name for c in (etcd, apiserver) if _launch(config, c, log)]
+    launch(etcd)
+    launch(apiserver)
     _wait_healthy(config, etcd, None, COMPONENT_TIMEOUT)
     _wait_healthy(config, apiserver, admin_tls, APISERVER_TIMEOUT)
     log(f"kube-apiserver /readyz OK {time.monotonic() - started:.1f}s after start")
 
-    launched += [c.name for c in clients if _launch(config, c, log)]
+    for component in clients:
+        launch(component)
     client = api.Client(config.server, admin_tls)
-    node = kwok_node()
-    client.create("/api/v1/nodes", node)
+    fake = kwok_node()
+    client.create("/api/v1/nodes", fake)
     for component in clients:
         _wait_healthy(config, component, probes.self_signed_tls(), COMPONENT_TIMEOUT)
     probes.wait_for(
@@ -127,22 +158,23 @@ def start(config: settings.Settings, paths: Mapping[str, Path], log: output.Log)
         COMPONENT_TIMEOUT,
         lambda: processes.tail(processes.log_file(config, "kube-controller-manager")),
     )
-    name = node["metadata"]["name"]
+    name = fake["metadata"]["name"]
     probes.wait_for(
         f"node {name}",
         lambda: _node_ready(client, name),
         COMPONENT_TIMEOUT,
         lambda: processes.tail(processes.log_file(config, "kwok")),
     )
+    node.start(config, paths, client, address, launch, log)
     log(
-        f"cluster ready {time.monotonic() - started:.1f}s after start: "
-        f"KUBECONFIG={config.kubeconfig}"
+        f"cluster ready {time.monotonic() - started:.1f}s after start (node {nodeconfigs.NAME} "
+        f"at {address}): KUBECONFIG={config.kubeconfig}"
     )
-    return launched
 
 
 def stop(config: settings.Settings, log: output.Log) -> None:
     """`down` without the lock."""
+    node.stop(config, log)
     for name in reversed([c.name for c in _plan(config)]):
         log(f"{name}: {processes.stop(config, name)}")
     if config.state_dir.exists():
@@ -163,13 +195,17 @@ def status(config: settings.Settings | None = None) -> Status:
         result.append(
             ComponentStatus(component.name, None if record is None else record.pid, healthy)
         )
+    for name, url in _node_health(config):
+        record = processes.running(config, name)
+        healthy = record is not None and (not url or probes.healthy(url))
+        result.append(ComponentStatus(name, None if record is None else record.pid, healthy))
     apiserver_healthy = any(c.name == "kube-apiserver" and c.healthy for c in result)
-    node_ready = False
+    node_ready = real_node_ready = False
     if admin_tls is not None and apiserver_healthy:
-        node_ready = _node_ready(
-            api.Client(config.server, admin_tls), kwok_node()["metadata"]["name"]
-        )
-    return Status(result, node_ready)
+        client = api.Client(config.server, admin_tls)
+        node_ready = _node_ready(client, kwok_node()["metadata"]["name"])
+        real_node_ready = _node_ready(client, nodeconfigs.NAME)
+    return Status(result, node_ready, real_node_ready)
 
 
 def kwok_node() -> dict[str, Any]:
@@ -181,6 +217,20 @@ def kwok_node() -> dict[str, Any]:
 def _plan(config: settings.Settings) -> list[components.Component]:
     paths = {b.name: binaries.path(config, b.name) for b in binaries.BINARIES}
     return components.plan(config, paths, pki.files(config))
+
+
+def _node_health(config: settings.Settings) -> list[tuple[str, str]]:
+    paths = {b.name: binaries.path(config, b.name) for b in binaries.BINARIES}
+    return [(c.name, c.health_url) for c in nodeconfigs.plan(config, paths, settings.HOST)]
+
+
+def _kubeconfig_server(config: settings.Settings) -> str | None:
+    """The API server the state dir's kubeconfig points at (None without one)."""
+    try:
+        document = yaml.safe_load(config.kubeconfig.read_text())
+        return str(document["clusters"][0]["cluster"]["server"])
+    except (FileNotFoundError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return None
 
 
 def _launch(config: settings.Settings, component: components.Component, log: output.Log) -> bool:

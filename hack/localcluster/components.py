@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from localcluster import pki, settings
+from localcluster import nodeconfigs, pki, settings
 
 KWOK_DIR = settings.REPO_ROOT / "hack" / "kwok"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node=fake"
@@ -28,12 +28,16 @@ class Component:
 
 
 def plan(
-    config: settings.Settings, binaries: Mapping[str, Path], files: pki.Files
+    config: settings.Settings,
+    binaries: Mapping[str, Path],
+    files: pki.Files,
+    address: str = settings.HOST,
 ) -> list[Component]:
-    """Every component, in start order: etcd, kube-apiserver, then the API server's clients."""
+    """Every control-plane component, in start order: etcd, kube-apiserver, then the API
+    server's clients (the real node's are `nodeconfigs.plan`). `address` is the node's."""
     return [
         etcd(config, binaries["etcd"]),
-        kube_apiserver(config, binaries["kube-apiserver"], files),
+        kube_apiserver(config, binaries["kube-apiserver"], files, address),
         kube_controller_manager(config, binaries["kube-controller-manager"], files),
         kube_scheduler(config, binaries["kube-scheduler"]),
         kwok(config, binaries["kwok"]),
@@ -65,13 +69,18 @@ def etcd(config: settings.Settings, binary: Path) -> Component:
     )
 
 
-def kube_apiserver(config: settings.Settings, binary: Path, files: pki.Files) -> Component:
+def kube_apiserver(
+    config: settings.Settings, binary: Path, files: pki.Files, address: str
+) -> Component:
+    kubelet_key, kubelet_cert = nodeconfigs.files(config).cert(nodeconfigs.APISERVER_KUBELET_CLIENT)
     return Component(
         name="kube-apiserver",
         argv=[
             str(binary),
-            f"--advertise-address={settings.HOST}",
-            f"--bind-address={settings.HOST}",
+            # Pods on the real node reach it through the `kubernetes` Service, whose endpoint
+            # is the node's (the host's) address: it cannot listen on loopback only.
+            f"--advertise-address={address}",
+            "--bind-address=0.0.0.0",
             f"--secure-port={config.apiserver_port}",
             f"--cert-dir={config.state_dir / 'kube-apiserver'}",
             f"--etcd-servers={config.etcd_url}",
@@ -89,9 +98,16 @@ def kube_apiserver(config: settings.Settings, binary: Path, files: pki.Files) ->
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             f"--proxy-client-cert-file={files.front_proxy_client_cert}",
             f"--proxy-client-key-file={files.front_proxy_client_key}",
-            "--authorization-mode=RBAC",
-            # The `kubernetes` Service's endpoint would be 127.0.0.1, which Endpoints reject.
-            "--endpoint-reconciler-type=none",
+            "--authorization-mode=Node,RBAC",
+            # PodNodeSelector and PodTolerationRestriction: a namespace's annotations send its
+            # pods to the real node (nodeconfigs.namespace_annotations).
+            "--enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction",
+            # The kubelet API (logs, exec, port-forward): verified TLS, a client cert, and the
+            # node's IP (its name resolves nowhere).
+            f"--kubelet-client-certificate={kubelet_cert}",
+            f"--kubelet-client-key={kubelet_key}",
+            f"--kubelet-certificate-authority={files.ca_cert}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             "--allow-privileged=true",
             # Startup time: APF seeds and watches its own config objects; max-in-flight is
             # enough for a handful of test processes.

@@ -70,14 +70,23 @@ class Cluster:
         argv = [str(self.helm_path), f"--kubeconfig={self.kubeconfig}", *args]
         return self._run(argv, input, check, timeout)
 
-    def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> str:
+    def create_namespace(
+        self,
+        name: str,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> str:
         """Create namespace `name` and wait until pods can be created in it (its `default`
         ServiceAccount exists); return the name."""
         manifest = json.dumps(
             {
                 "apiVersion": "v1",
                 "kind": "Namespace",
-                "metadata": {"name": name, "labels": labels or {}},
+                "metadata": {
+                    "name": name,
+                    "labels": labels or {},
+                    "annotations": annotations or {},
+                },
             }
         )
         self.kubectl("create", "-f", "-", input=manifest)

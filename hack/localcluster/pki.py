@@ -142,6 +142,11 @@ def _generate(out: Files, config: settings.Settings) -> None:
     _openssl("pkey", "-in", str(out.sa_key), "-pubout", "-out", str(out.sa_pub))
 
 
+def issue(files_: Files, pair: tuple[Path, Path], subject: str, extensions: list[str]) -> None:
+    """A key and a cert for `subject` signed by the cluster CA (the real node's credentials)."""
+    _leaf((files_.ca_key, files_.ca_cert), pair, subject, extensions)
+
+
 def _ca(key: Path, cert: Path, common_name: str) -> None:
     _ec_key(key)
     cnf = _config(

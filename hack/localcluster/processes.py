@@ -88,7 +88,7 @@ def port_free(port: int, host: str = settings.HOST) -> bool:
 
 def start(config: settings.Settings, component: components.Component) -> Record:
     """Spawn `component` detached from this process and record its PID."""
-    if not port_free(component.port):
+    if component.port and not port_free(component.port):
         raise StartError(
             f"{component.name}: port {settings.HOST}:{component.port} is already in use, but "
             f"no {component.name} recorded in {config.pids_dir} owns it. Another cluster or "
