@@ -132,9 +132,11 @@ def _start(
     # A kubeconfig left by a cluster on other ports must not point the components elsewhere.
     if _kubeconfig_server(config) != config.server:
         kubeconfigs.write(config, files)
-    node.prepare(config, log)
-    address = node.host_address()
-    node.ensure_pki(config, files, address)
+    address = None
+    if config.node:
+        node.prepare(config, log)
+        address = node.host_address()
+        node.ensure_pki(config, files, address)
     etcd, apiserver, *clients = components.plan(config, paths, files, address)
     admin_tls = probes.admin_tls(files)
 
@@ -165,10 +167,12 @@ def _start(
         COMPONENT_TIMEOUT,
         lambda: processes.tail(processes.log_file(config, "kwok")),
     )
-    node.start(config, paths, client, address, launch, log)
+    if address is not None:
+        node.start(config, paths, client, address, launch, log)
+    where = f" (node {nodeconfigs.NAME} at {address})" if address else " (kwok only)"
     log(
-        f"cluster ready {time.monotonic() - started:.1f}s after start (node {nodeconfigs.NAME} "
-        f"at {address}): KUBECONFIG={config.kubeconfig}"
+        f"cluster ready {time.monotonic() - started:.1f}s after start{where}: "
+        f"KUBECONFIG={config.kubeconfig}"
     )
 
 
@@ -204,7 +208,7 @@ def status(config: settings.Settings | None = None) -> Status:
     if admin_tls is not None and apiserver_healthy:
         client = api.Client(config.server, admin_tls)
         node_ready = _node_ready(client, kwok_node()["metadata"]["name"])
-        real_node_ready = _node_ready(client, nodeconfigs.NAME)
+        real_node_ready = _node_ready(client, nodeconfigs.NAME) or not config.node
     return Status(result, node_ready, real_node_ready)
 
 
@@ -220,6 +224,8 @@ def _plan(config: settings.Settings) -> list[components.Component]:
 
 
 def _node_health(config: settings.Settings) -> list[tuple[str, str]]:
+    if not config.node:
+        return []
     paths = {b.name: binaries.path(config, b.name) for b in binaries.BINARIES}
     return [(c.name, c.health_url) for c in nodeconfigs.plan(config, paths, settings.HOST)]
 

@@ -31,10 +31,11 @@ def plan(
     config: settings.Settings,
     binaries: Mapping[str, Path],
     files: pki.Files,
-    address: str = settings.HOST,
+    address: str | None = None,
 ) -> list[Component]:
     """Every control-plane component, in start order: etcd, kube-apiserver, then the API
-    server's clients (the real node's are `nodeconfigs.plan`). `address` is the node's."""
+    server's clients (the real node's are `nodeconfigs.plan`). `address` is the real node's
+    (None without one)."""
     return [
         etcd(config, binaries["etcd"]),
         kube_apiserver(config, binaries["kube-apiserver"], files, address),
@@ -70,17 +71,34 @@ def etcd(config: settings.Settings, binary: Path) -> Component:
 
 
 def kube_apiserver(
-    config: settings.Settings, binary: Path, files: pki.Files, address: str
+    config: settings.Settings, binary: Path, files: pki.Files, address: str | None
 ) -> Component:
-    kubelet_key, kubelet_cert = nodeconfigs.files(config).cert(nodeconfigs.APISERVER_KUBELET_CLIENT)
+    if address is None:
+        # kwok only: loopback, and no `kubernetes` endpoint (127.0.0.1 is not a valid one).
+        listen = [
+            f"--advertise-address={settings.HOST}",
+            f"--bind-address={settings.HOST}",
+            "--endpoint-reconciler-type=none",
+        ]
+    else:
+        # Pods on the real node reach it through the `kubernetes` Service, whose endpoint is
+        # the node's (the host's) address: it cannot listen on loopback only. The kubelet API
+        # (logs, exec, port-forward): verified TLS, a client cert, the node's IP (its name
+        # resolves nowhere).
+        key, cert = nodeconfigs.files(config).cert(nodeconfigs.APISERVER_KUBELET_CLIENT)
+        listen = [
+            f"--advertise-address={address}",
+            "--bind-address=0.0.0.0",
+            f"--kubelet-client-certificate={cert}",
+            f"--kubelet-client-key={key}",
+            f"--kubelet-certificate-authority={files.ca_cert}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+        ]
     return Component(
         name="kube-apiserver",
         argv=[
             str(binary),
-            # Pods on the real node reach it through the `kubernetes` Service, whose endpoint
-            # is the node's (the host's) address: it cannot listen on loopback only.
-            f"--advertise-address={address}",
-            "--bind-address=0.0.0.0",
+            *listen,
             f"--secure-port={config.apiserver_port}",
             f"--cert-dir={config.state_dir / 'kube-apiserver'}",
             f"--etcd-servers={config.etcd_url}",
@@ -102,12 +120,6 @@ def kube_apiserver(
             # PodNodeSelector and PodTolerationRestriction: a namespace's annotations send its
             # pods to the real node (nodeconfigs.namespace_annotations).
             "--enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction",
-            # The kubelet API (logs, exec, port-forward): verified TLS, a client cert, and the
-            # node's IP (its name resolves nowhere).
-            f"--kubelet-client-certificate={kubelet_cert}",
-            f"--kubelet-client-key={kubelet_key}",
-            f"--kubelet-certificate-authority={files.ca_cert}",
-            "--kubelet-preferred-address-types=InternalIP,Hostname",
             "--allow-privileged=true",
             # Startup time: APF seeds and watches its own config objects; max-in-flight is
             # enough for a handful of test processes.

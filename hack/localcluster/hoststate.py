@@ -41,6 +41,9 @@ SYSCTLS = (
     "net.netfilter.nf_conntrack_tcp_timeout_close_wait",
 )
 IPTABLES = ("iptables", "ip6tables")
+# Fixed paths containerd creates whatever its config says (the shims' sockets live in
+# /run/containerd/s): removed if they were not there before.
+FIXED_DIRS = (Path("/run/containerd"),)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 KUBEPODS = "kubepods"
 
@@ -56,6 +59,7 @@ def record(path: Path) -> None:
         "cgroups": sorted(str(p) for p in CGROUP_ROOT.glob(f"*/{KUBEPODS}")),
         "mounts": sorted(_mount_points()),
         "links": sorted(_links()),
+        "dirs": [str(d) for d in FIXED_DIRS if d.exists()],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -85,6 +89,10 @@ def restore(path: Path, mount_prefixes: list[Path], bridge: str) -> list[str]:
     for cgroup in sorted(set(map(str, CGROUP_ROOT.glob(f"*/{KUBEPODS}"))) - set(state["cgroups"])):
         _remove_cgroup(Path(cgroup))
         done.append(f"removed cgroup {cgroup}")
+    for directory in FIXED_DIRS:
+        if str(directory) not in state["dirs"] and directory.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            done.append(f"removed {directory}")
     for key, value in state["sysctls"].items():
         if read_sysctl(key) != value:
             write_sysctl(key, value)

@@ -57,6 +57,7 @@ HOST_CHAIN = "CORRAL-HOST-PORTS"
 # How `cluster` starts one component (and remembers that it did, to stop it if `up` fails).
 Launch = Callable[[components.Component], None]
 TIMEOUT = 60.0
+OWNER = Path("/run/corral/node.owner")  # the state dir of the cluster whose node runs here
 
 
 class NodeError(RuntimeError):
@@ -117,6 +118,7 @@ def prepare(config: settings.Settings, log: output.Log) -> None:
         raise NodeError(
             "the real node (kubelet, containerd) must run as root: run `make cluster-up` as root"
         )
+    _claim(config)
     debian.ensure(config, debian.NODE, log)
     node = nodeconfigs.files(config)
     hoststate.record(node.host_record)
@@ -228,6 +230,23 @@ def stop(config: settings.Settings, log: output.Log) -> None:
     ):
         log(line)
     shutil.rmtree(config.node_run_dir, ignore_errors=True)
+    if OWNER.is_file() and OWNER.read_text() == str(config.state_dir):
+        OWNER.unlink()
+
+
+def _claim(config: settings.Settings) -> None:
+    """One real node per machine: kube-proxy owns the host's KUBE-* chains, and a second one
+    would rewrite the first one's rules."""
+    if OWNER.is_file():
+        other = Path(OWNER.read_text())
+        if other != config.state_dir and (other / "node" / "host.json").exists():
+            raise NodeError(
+                f"another cluster's real node runs on this machine (state dir {other}): stop "
+                f"it first (CORRAL_CLUSTER_DIR={other} make cluster-down), or start this "
+                "cluster without a node (CORRAL_NODE=0)"
+            )
+    OWNER.parent.mkdir(parents=True, exist_ok=True)
+    OWNER.write_text(str(config.state_dir))
 
 
 def expose_host_port(config: settings.Settings, port: int) -> str:

@@ -10,6 +10,8 @@ Environment overrides: `CORRAL_CACHE` (binary cache root, default `~/.cache/corr
 node's `CORRAL_KUBELET_PORT`, `CORRAL_KUBELET_HEALTHZ_PORT`, `CORRAL_KUBE_PROXY_HEALTHZ_PORT`,
 `CORRAL_KUBE_PROXY_METRICS_PORT`, `CORRAL_DNS_PORT` (CoreDNS, on the node's address),
 `CORRAL_DNS_HEALTH_PORT`, and its bridge: `CORRAL_NODE_BRIDGE`, `CORRAL_NODE_POD_CIDR`.
+`CORRAL_NODE=0` starts the control plane without the real node (kwok only): one machine runs
+one real node at a time (kube-proxy owns the host's KUBE-* iptables chains).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Settings:
     pod_cidr: str = "10.244.0.0/16"
     node_ip: str = "10.240.0.1"  # kwok's fake node
     # The real node (hack/localcluster/node.py). Its address is the host's own (detected).
+    node: bool = True
     kubelet_port: int = 10250
     kubelet_healthz_port: int = 10248
     kube_proxy_healthz_port: int = 10256
@@ -71,6 +74,8 @@ class Settings:
         overrides: dict[str, Any] = {
             field: int(env[var]) for field, var in ports.items() if env.get(var)
         }
+        if env.get("CORRAL_NODE"):
+            overrides["node"] = env["CORRAL_NODE"].lower() not in ("0", "false", "no")
         for field, var in (
             ("node_bridge", "CORRAL_NODE_BRIDGE"),
             ("node_pod_cidr", "CORRAL_NODE_POD_CIDR"),

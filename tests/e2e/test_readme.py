@@ -38,8 +38,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 RUN_ELSEWHERE = {
     "make demo": "tests/e2e/test_demo.py runs hack/demo.py, which is all `make demo` does",
     "make test": "CI runs it (.ci/run)",
-    "kubectl port-forward svc/support 8080:8080": "kwok pods run no containers; this module"
-    " serves the Agent's rendered config on 127.0.0.1:8080 instead",
+    "kubectl port-forward svc/support 8080:8080": "tests/e2e/pods/test_pods_chat.py runs it"
+    " against an Agent's real pods (this module's cluster has no real node)",
 }
 
 
@@ -93,6 +93,8 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[handles.Cluster]
         controller_manager_port=free_port(),
         scheduler_port=free_port(),
         kwok_port=free_port(),
+        # One real node per machine, and the shared cluster has it: this one is kwok only.
+        node=False,
     )
     try:
         yield cluster.up(config)
