@@ -86,6 +86,12 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     raise AssertionError(f"no {kind} condition in {obj.get('status')}")
 
 
+def is_ready(obj: dict[str, Any]) -> bool:
+    """Whether `obj` (a pod or an Agent) has a Ready=True condition (False before it has any)."""
+    conditions = obj.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
 def service_url(cluster: handles.Cluster, namespace: str, name: str) -> str:
     """The Agent's Service by its ClusterIP: this host reaches it through kube-proxy's rules,
     as any client in the cluster does."""
