@@ -34,7 +34,7 @@ uv.lock: pyproject.toml | $(UV)
 	$(UV) lock
 
 .PHONY: binaries
-binaries: venv ## build the pinned Kubernetes, etcd, kwok, helm and otelcol binaries into the cache
+binaries: venv ## build the pinned Kubernetes, etcd, kwok, helm, node and otelcol binaries into the cache
 	$(PY) hack/cluster.py build
 
 .PHONY: model-server
@@ -42,12 +42,16 @@ model-server: venv ## install llama-cpp-python + Gemma 3 270M into ~/.cache/corr
 	$(PY) hack/llamaserver.py install
 
 .PHONY: cluster-up
-cluster-up: venv ## start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok)
+cluster-up: venv ## start the local control plane, kwok and the real node (containerd, kubelet, kube-proxy, CoreDNS)
 	$(PY) hack/cluster.py up
 
 .PHONY: cluster-down
-cluster-down: venv ## stop exactly what cluster-up started and remove its state
+cluster-down: venv ## stop exactly what cluster-up started, restore the host, remove its state
 	$(PY) hack/cluster.py down
+
+.PHONY: image
+image: venv ## build the image from the Dockerfile (buildah, cached by content), load it into the node
+	$(PY) hack/cluster.py image
 
 .PHONY: lint
 lint: venv ## ruff, mypy (strict), import-linter contracts, CRD staleness
@@ -90,7 +94,7 @@ bench: venv binaries ## benchmarks: runtime + operator (~20 min); rewrites bench
 	$(PY) -m bench
 
 .PHONY: demo
-demo: venv binaries model-server ## the whole path on the local control plane, ending in a streamed chat
+demo: venv binaries model-server ## helm install, real pods, a chat through the Agent's Service (local cluster)
 	$(PY) hack/demo.py up
 
 .PHONY: demo-down

@@ -1,6 +1,7 @@
-"""`make demo` end to end: hack/demo.py up brings the example Agent to Ready and streams a chat
-from the real llama-cpp-python server through the runtime; hack/demo.py down stops every
-process it started. The model is a tiny base model, so the answer is checked for shape only."""
+"""`make demo` end to end: hack/demo.py up installs the chart with Helm (the operator as a pod),
+brings the example Agent's real pods to Ready on the real node and streams a chat from the real
+llama-cpp-python server through the Agent's Service; hack/demo.py down stops every process it
+started. The model is a tiny base model, so the answer is checked for shape only."""
 
 from __future__ import annotations
 
@@ -53,10 +54,13 @@ def test_make_demo_reaches_a_streamed_chat_and_demo_down_stops_it(
         up = demo("up")
         assert up.returncode == 0, f"stdout:\n{up.stdout}\nstderr:\n{up.stderr}"
         assert "agent.corral.dev/support   True    Available   gemma-3-270m" in up.stdout
+        # The operator and the Agent run as pods on the real node.
+        assert re.search(r"^    corral-\S+\s+1/1\s+Running .* corral-node ", up.stdout, re.M)
+        assert re.search(r"^support-\S+\s+1/1\s+Running .* corral-node ", up.stdout, re.M)
         answer, completion_tokens = streamed_answer(up.stdout)
         assert answer.strip(), f"the model streamed nothing:\n{up.stdout}"
         assert completion_tokens > 0, up.stdout
-        assert demo_processes() == ["demo-llama", "demo-operator", "demo-runtime"]
+        assert demo_processes() == ["demo-llama", "demo-port-forward"]
     finally:
         down = demo("down")
     assert down.returncode == 0, down.stderr

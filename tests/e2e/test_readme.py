@@ -38,6 +38,10 @@ pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 RUN_ELSEWHERE = {
     "make demo": "tests/e2e/test_demo.py runs hack/demo.py, which is all `make demo` does",
     "make test": "CI runs it (.ci/run)",
+    "docker build -t registry.example.com/corral:0.1.0 .": "no Docker here: tests/e2e/pods builds"
+    " the same Dockerfile with buildah (hack/localcluster/images.py) and runs it as pods",
+    "docker push registry.example.com/corral:0.1.0": "no registry is reachable here: the image"
+    " is imported into the real node's containerd instead",
     "kubectl port-forward svc/support 8080:8080": "tests/e2e/pods/test_pods_chat.py runs it"
     " against an Agent's real pods (this module's cluster has no real node)",
 }
