@@ -48,14 +48,15 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 KUBEPODS = "kubepods"
 
 
-def record(path: Path) -> None:
+def record(path: Path, iptables: tuple[str, ...] = IPTABLES) -> None:
     """Write the host's current state to `path`, unless a record is already there (a restart
-    of a node that never stopped must not take its own changes for the host's)."""
+    of a node that never stopped must not take its own changes for the host's). `iptables`:
+    the tools whose tables are recorded (and so restored)."""
     if path.exists():
         return
     state = {
         "sysctls": {key: value for key in SYSCTLS if (value := read_sysctl(key)) is not None},
-        "iptables": {tool: _save(tool) for tool in IPTABLES if shutil.which(f"{tool}-save")},
+        "iptables": {tool: _save(tool) for tool in iptables if shutil.which(f"{tool}-save")},
         "cgroups": sorted(str(p) for p in CGROUP_ROOT.glob(f"*/{KUBEPODS}")),
         "mounts": sorted(_mount_points()),
         "links": sorted(_links()),
@@ -121,14 +122,16 @@ def _save(tool: str) -> str:
 
 
 def _tables(dump: str) -> dict[str, tuple[list[str], list[str]]]:
-    """iptables-save output -> table -> (chains, `-A` rules)."""
+    """iptables-save output -> table -> (user-defined chains, `-A` rules)."""
     tables: dict[str, tuple[list[str], list[str]]] = {}
     current: tuple[list[str], list[str]] | None = None
     for line in dump.splitlines():
         if line.startswith("*"):
             current = tables.setdefault(line[1:], ([], []))
         elif current is not None and line.startswith(":"):
-            current[0].append(line[1:].split()[0])
+            name, policy = line[1:].split()[:2]
+            if policy == "-":  # a user chain; built-in ones (with a policy) are never removed
+                current[0].append(name)
         elif current is not None and line.startswith("-A "):
             current[1].append(line)
     return tables
