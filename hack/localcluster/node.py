@@ -280,13 +280,12 @@ def node_ready(client: api.Client) -> bool:
 
 
 def _kill_containers(config: settings.Settings) -> int:
-    ctr = processes.read(config, "containerd")
-    binary = (
-        Path(ctr.exe).with_name(Path(ctr.exe).name.replace("containerd", "ctr")) if ctr else None
-    )
-    if binary is None or not binary.exists():
+    """SIGKILL every container task of the node's containerd and delete it (kubelet is already
+    stopped: nobody would stop them gracefully), so their mounts and network namespaces go."""
+    ctr = binaries.path(config, "ctr")
+    if not ctr.exists():
         return 0
-    base = [str(binary), f"--address={config.containerd_socket}",
+    base = [str(ctr), f"--address={config.containerd_socket}",
             f"--namespace={nodeconfigs.CONTAINERD_NAMESPACE}"]  # fmt: skip
     listing = subprocess.run([*base, "tasks", "ls", "--quiet"], capture_output=True, text=True)
     tasks = listing.stdout.split()
@@ -294,10 +293,8 @@ def _kill_containers(config: settings.Settings) -> int:
         subprocess.run([*base, "tasks", "kill", "--signal=SIGKILL", task], capture_output=True)
     for task in tasks:
         for _ in range(50):
-            if (
-                subprocess.run([*base, "tasks", "delete", task], capture_output=True).returncode
-                == 0
-            ):
+            deleted = subprocess.run([*base, "tasks", "delete", task], capture_output=True)
+            if deleted.returncode == 0:
                 break
             time.sleep(0.1)
     containers = subprocess.run(
