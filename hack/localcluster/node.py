@@ -13,6 +13,7 @@ because `route_localnet` is set on the bridge (and only there).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -232,6 +233,8 @@ def stop(config: settings.Settings, log: output.Log) -> None:
     shutil.rmtree(config.node_run_dir, ignore_errors=True)
     if OWNER.is_file() and OWNER.read_text() == str(config.state_dir):
         OWNER.unlink()
+    with contextlib.suppress(OSError):  # only when no other cluster's files are left in it
+        OWNER.parent.rmdir()
 
 
 def _claim(config: settings.Settings) -> None:
