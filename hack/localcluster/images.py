@@ -183,26 +183,43 @@ def corral(config: settings.Settings, log: output.Log | None = None) -> Image:
     with _lock(config):
         if image.archive.is_file():
             return image
-        base = python_base(config, say)
-        started = time.monotonic()
-        say(f"building {image.reference} from {settings.REPO_ROOT / 'Dockerfile'} with buildah")
-        _buildah(
-            config,
-            "build",
-            "--isolation=chroot",
-            "--layers",
-            f"--build-arg=PYTHON_IMAGE={base}",
-            *([f"--volume={HOST_CERTS}:{HOST_CERTS}:ro"] if HOST_CERTS.is_dir() else []),
-            f"--tag={image.reference}",
-            f"--file={settings.REPO_ROOT / 'Dockerfile'}",
-            str(settings.REPO_ROOT),
-        )
-        tmp = image.archive.with_suffix(f".{os.getpid()}.tmp")
-        _buildah(config, "push", image.reference, f"oci-archive:{tmp}:{image.reference}")
-        os.replace(tmp, image.archive)
-        say(f"built {image.reference} in {time.monotonic() - started:.0f}s")
-        _prune(images_dir(config), keep=KEEP_ARCHIVES)
+        try:
+            _build(config, image, say)
+        finally:
+            _release_storage(config)
     return image
+
+
+def _build(config: settings.Settings, image: Image, say: output.Log) -> None:
+    base = python_base(config, say)
+    started = time.monotonic()
+    say(f"building {image.reference} from {settings.REPO_ROOT / 'Dockerfile'} with buildah")
+    _buildah(
+        config,
+        "build",
+        "--isolation=chroot",
+        "--layers",
+        f"--build-arg=PYTHON_IMAGE={base}",
+        *([f"--volume={HOST_CERTS}:{HOST_CERTS}:ro"] if HOST_CERTS.is_dir() else []),
+        f"--tag={image.reference}",
+        f"--file={settings.REPO_ROOT / 'Dockerfile'}",
+        str(settings.REPO_ROOT),
+    )
+    tmp = image.archive.with_suffix(f".{os.getpid()}.tmp")
+    _buildah(config, "push", image.reference, f"oci-archive:{tmp}:{image.reference}")
+    os.replace(tmp, image.archive)
+    say(f"built {image.reference} in {time.monotonic() - started:.0f}s")
+    _prune(images_dir(config), keep=KEEP_ARCHIVES)
+
+
+def _release_storage(config: settings.Settings) -> None:
+    """Leave no mounts behind: buildah's working containers go, and so does the mount its
+    overlay driver puts on its own directory (it makes it again on the next build)."""
+    _buildah(config, "rm", "--all", check=False)
+    overlay = config.cache_dir / "buildah" / "storage" / "overlay"
+    mounts = Path("/proc/self/mountinfo").read_text().split()
+    if str(overlay) in mounts:
+        subprocess.run(["umount", str(overlay)], capture_output=True)
 
 
 def _prune(directory: Path, keep: int) -> None:

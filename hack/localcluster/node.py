@@ -17,9 +17,9 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -226,6 +226,9 @@ def stop(config: settings.Settings, log: output.Log) -> None:
         if killed:
             log(f"containerd: removed {killed} containers")
     log(f"containerd: {processes.stop(config, 'containerd')}")
+    shims = _stop_shims(config)
+    if shims:
+        log(f"containerd: stopped {shims} shims")
     for line in hoststate.restore(
         node.host_record, [node.root, config.node_run_dir], config.node_bridge
     ):
@@ -292,20 +295,34 @@ def _kill_containers(config: settings.Settings) -> int:
             f"--namespace={nodeconfigs.CONTAINERD_NAMESPACE}"]  # fmt: skip
     listing = subprocess.run([*base, "tasks", "ls", "--quiet"], capture_output=True, text=True)
     tasks = listing.stdout.split()
-    for task in tasks:
-        subprocess.run([*base, "tasks", "kill", "--signal=SIGKILL", task], capture_output=True)
-    for task in tasks:
-        for _ in range(50):
-            deleted = subprocess.run([*base, "tasks", "delete", task], capture_output=True)
-            if deleted.returncode == 0:
-                break
-            time.sleep(0.1)
+    if tasks:  # --force: SIGKILL, wait for the exit, delete
+        subprocess.run([*base, "tasks", "delete", "--force", *tasks], capture_output=True)
     containers = subprocess.run(
         [*base, "containers", "ls", "--quiet"], capture_output=True, text=True
-    )
-    for container in containers.stdout.split():
-        subprocess.run([*base, "containers", "delete", container], capture_output=True)
+    ).stdout.split()
+    if containers:
+        subprocess.run([*base, "containers", "delete", *containers], capture_output=True)
     return len(tasks)
+
+
+def _stop_shims(config: settings.Settings) -> int:
+    """Stop the runc shims this node's containerd started: they outlive containerd by design.
+    They are recognised by their `-address`, which names this node's own run dir."""
+    marker = f"{config.containerd_socket}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"containerd-shim-runc-v2" in argv[0] and marker in argv:
+            found.append(int(proc.name))
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(found)
 
 
 def _alive(config: settings.Settings, name: str) -> bool:
