@@ -209,7 +209,18 @@ def _build(config: settings.Settings, image: Image, say: output.Log) -> None:
     _buildah(config, "push", image.reference, f"oci-archive:{tmp}:{image.reference}")
     os.replace(tmp, image.archive)
     say(f"built {image.reference} in {time.monotonic() - started:.0f}s")
-    _prune(images_dir(config), keep=KEEP_ARCHIVES)
+    kept = _prune(images_dir(config), keep=KEEP_ARCHIVES)
+    listed = _buildah(config, "images", "--format={{.Name}}:{{.Tag}}", check=False).stdout
+    stale = [
+        name
+        for name in listed.split()
+        if (name.startswith(f"{CORRAL_REPOSITORY}:") and name.rsplit(":", 1)[1] not in kept)
+        or (name.startswith(f"{BASE_REPOSITORY}:") and name != base)
+    ]
+    if stale:
+        _buildah(config, "rmi", *stale, check=False)
+    # Dangling images: the build stages of earlier builds (a later build redoes its own).
+    _buildah(config, "rmi", "--prune", check=False)
 
 
 def _release_storage(config: settings.Settings) -> None:
@@ -222,11 +233,13 @@ def _release_storage(config: settings.Settings) -> None:
         subprocess.run(["umount", str(overlay)], capture_output=True)
 
 
-def _prune(directory: Path, keep: int) -> None:
-    """Drop all but the `keep` newest archives of the project's image (each is ~130 MB)."""
+def _prune(directory: Path, keep: int) -> set[str]:
+    """Drop all but the `keep` newest archives of the project's image (each is ~130 MB);
+    return the tags kept."""
     archives = sorted(directory.glob("corral-*.tar"), key=lambda p: p.stat().st_mtime)
     for old in archives[:-keep]:
         old.unlink(missing_ok=True)
+    return {p.stem.removeprefix("corral-") for p in archives[-keep:]}
 
 
 def context_digest(root: Path) -> str:
