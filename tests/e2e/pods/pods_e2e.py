@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from corral.operator import naming
-from localcluster import handles
+from localcluster import handles, probes
 
 API = "corral.dev/v1alpha1"
 
@@ -67,9 +67,13 @@ def get(cluster: handles.Cluster, namespace: str, *what: str) -> Any:
 
 
 def wait_ready(cluster: handles.Cluster, namespace: str, name: str, timeout: int = 240) -> None:
+    """The Agent Ready, and then its Service routable: Ready follows the Deployment, and
+    kube-proxy programs the Service's new endpoints a moment later (as on any cluster)."""
     cluster.kubectl(
         "wait", "--for=condition=Ready", f"agent/{name}", "-n", namespace, f"--timeout={timeout}s"
     )
+    models = f"{service_url(cluster, namespace, name)}/models"
+    probes.wait_for(f"{models} answering", lambda: probes.healthy(models), timeout=60)
 
 
 def pods(cluster: handles.Cluster, namespace: str, agent_name: str) -> list[dict[str, Any]]:

@@ -67,6 +67,6 @@ def test_an_agent_tool_calls_another_agent_through_cluster_dns(
         model="caller", messages=[{"role": "user", "content": "Ask the callee."}]
     )
 
-    assert answer.choices[0].message.content == "callee said: The answer is 42."
+    assert answer.choices[0].message.content == "callee said: The answer is 42.", fake.requests
     (to_callee,) = [r for r in fake.requests if r.body["model"] == "callee-model"]
     assert to_callee.body["messages"][-1] == {"role": "user", "content": QUESTION}
