@@ -1,15 +1,16 @@
 """Chat serving: one validated chat request in, a whole answer or an SSE byte stream out.
 
 The logic between the thin route and the agent loop, with no web framework in it: check the
-model name, assemble the prompt (the agent's system prompt and few-shot examples, the
-session's history, the client's messages), reserve the rate-limit budget, run the loop, settle
-the budget with the real usage, remember the turn. A stream's first piece is awaited before
-any byte is sent, so a request that fails before its first token still gets a proper HTTP
-error status; an error after that ends the stream with an error event the `openai` SDK raises
-as APIError. The whole request runs under the Agent's `requestTimeoutSeconds` deadline (a 504
-before the first byte, an error event after it), and a stream still running when the drain
-gives up ends with an error event rather than a cut connection. Called by the routes; I/O
-only through the agent loop.
+model name, assemble the prompt (the agent's system prompt and few-shot examples, the session's
+history, the client's messages), reserve the turn through admission (rate limits and budgets;
+every later tool turn reserves again through the loop's gate), run the loop, settle with the
+real usage (a stream when it ends or breaks), remember the turn. A stream's first piece is
+awaited before any byte is sent, so a request that fails before its first token still gets a
+proper HTTP error status; an error after that ends the stream with an error event the `openai`
+SDK raises as APIError. The whole request runs under the Agent's `requestTimeoutSeconds`
+deadline (a 504 before the first byte, an error event after it), and a stream still running when
+the drain gives up ends with an error event rather than a cut connection. Called by the routes;
+I/O only through the agent loop.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +27,13 @@ from opentelemetry import trace
 
 from corral.api.runtimeconfig import RuntimeConfig
 from corral.runtime import (
+    admission,
     agentloop,
     callchain,
     errors,
     memory,
     protocol,
-    ratelimit,
+    sessions,
     tokens,
     tracing,
 )
@@ -60,8 +62,8 @@ class ChatServing:
         self,
         config: RuntimeConfig,
         loop: agentloop.AgentLoop,
-        limiter: ratelimit.RateLimiter,
-        sessions: memory.SessionStore | None,
+        gate: admission.Admission,
+        sessions: sessions.Sessions | None,
         tool_definitions: list[dict[str, Any]],
         default_completion_tokens: int,
         on_first_token: Callable[[float], None] = lambda seconds: None,
@@ -80,14 +82,13 @@ class ChatServing:
         self._waiting: set[asyncio.Timeout] = set()
         self._stopping = False
         self._loop = loop
-        self._limiter = limiter
+        self._admission = gate
         self._sessions = sessions
         self._on_first_token = on_first_token
         self._on_rejected = on_rejected
         self._prefix = _prefix_messages(config)
-        self._fixed_tokens = tokens.estimate_messages(self._prefix) + sum(
-            tokens.estimate_text(json.dumps(d)) for d in tool_definitions
-        )
+        self._tool_tokens = sum(tokens.estimate_text(json.dumps(d)) for d in tool_definitions)
+        self._fixed_tokens = tokens.estimate_messages(self._prefix) + self._tool_tokens
         # What an unbounded request reserves under a tokens-per-minute limit: enough for the
         # most any model of the chain may answer (each model still applies its own bound).
         bounds = [m.max_tokens for m in config.models]
@@ -150,9 +151,9 @@ class ChatServing:
             )
         chain = self._chain(call_chain)
         client = protocol.to_provider_messages(request.messages)
-        history = self._history(principal, session_id)
+        history = await self._history(principal, session_id)
         messages = [*self._prefix, *history, *client]
-        reservation = self._admit(principal, request, history, client)
+        ticket = await self._admit(principal, request, history, client)
         if self._log_prompts:
             log.info("prompt", extra={"messages": client, "session": session_id is not None})
         sampling = agentloop.Sampling(
@@ -163,18 +164,28 @@ class ChatServing:
         )
         meter = agentloop.Meter()
         turn = _Turn(
-            self._limiter, reservation, meter, self._sessions, principal, session_id, client
+            self._admission,
+            ticket,
+            meter,
+            self._sessions,
+            principal,
+            session_id,
+            client,
+            self._tool_tokens + (sampling.max_tokens or 0),
+            self._on_rejected,
         )
         ident = protocol.Ident(f"chatcmpl-{request_id}", int(time.time()), self._agent)
         parent = tracing.within(span) if self.traced else None
         if not request.stream:
             try:
                 async with self._deadline(deadline):
-                    answer = await self._loop.complete(messages, sampling, meter, chain, parent)
+                    answer = await self._loop.complete(
+                        messages, sampling, meter, chain, parent, turn.gate
+                    )
             finally:
                 turn.settle()
                 _record_usage(span, meter)
-            turn.remember(answer.content)
+            await turn.remember(answer.content)
             if self._log_prompts:
                 log.info("answer", extra={"content": answer.content})
             body = protocol.completion_body(
@@ -183,8 +194,8 @@ class ChatServing:
                 finish_reason=answer.finish_reason,
                 usage=answer.usage,
             )
-            return Whole(body, reservation.headers)
-        deltas = self._loop.stream(messages, sampling, meter, chain, parent)
+            return Whole(body, ticket.headers)
+        deltas = self._loop.stream(messages, sampling, meter, chain, parent, turn.gate)
         try:
             async with self._deadline(deadline):
                 first = await anext(deltas)
@@ -204,7 +215,7 @@ class ChatServing:
             span,
             include_usage=request.include_usage,
         )
-        return Streamed(chunks, reservation.headers)
+        return Streamed(chunks, ticket.headers)
 
     def _chain(self, header: str | None) -> callchain.Chain:
         """The incoming call chain with this agent on the end; refused when it loops or is
@@ -254,8 +265,11 @@ class ChatServing:
                     yield encoder.finish(delta.finish_reason)
                     if include_usage:
                         yield encoder.usage(delta.usage or turn.meter.usage)
+                    # Charged and remembered before the end, so the client's next request
+                    # (on any replica) sees both.
+                    turn.settle()
+                    await turn.remember("".join(parts) or None)
                     yield encoder.DONE
-                    turn.remember("".join(parts) or None)
                     if self._log_prompts:
                         log.info("answer", extra={"content": "".join(parts)})
                     return
@@ -297,35 +311,37 @@ class ChatServing:
         for timeout in self._waiting:
             timeout.reschedule(now)
 
-    def _history(self, principal: Principal, session_id: str | None) -> list[dict[str, Any]]:
+    async def _history(self, principal: Principal, session_id: str | None) -> list[dict[str, Any]]:
         if self._sessions is None or session_id is None:
             return []
-        return self._sessions.history(principal.id, memory.check_session_id(session_id))
+        return await self._sessions.history(principal, memory.check_session_id(session_id))
 
     def _completion_limit(self, request: protocol.ChatCompletionRequest) -> int | None:
-        """The client's max_tokens; under a tokens-per-minute limit never unbounded, so that
-        no model call can use more than the request reserved."""
-        if self._limiter.limits_tokens:
+        """The client's max_tokens; under a token limit or a budget never unbounded, so that
+        no model call can use more than its turn reserved."""
+        if self._admission.limits_tokens:
             return request.completion_limit or self._default_completion
         return request.completion_limit
 
-    def _admit(
+    async def _admit(
         self,
         principal: Principal,
         request: protocol.ChatCompletionRequest,
         history: list[dict[str, Any]],
         client: list[dict[str, Any]],
-    ) -> ratelimit.Reservation:
-        estimate = 0
-        if self._limiter.limits_tokens:
-            estimate = (
+    ) -> admission.Ticket:
+        estimate = cost = 0
+        if self._admission.limits_tokens:
+            prompt = (
                 self._fixed_tokens
                 + tokens.estimate_messages(history)
                 + tokens.estimate_messages(client)
-                + (self._completion_limit(request) or 0)
             )
+            completion = self._completion_limit(request) or 0
+            estimate = prompt + completion
+            cost = self._admission.prices.bound(prompt, completion)
         try:
-            return self._limiter.admit(principal.id, estimate)
+            return await self._admission.admit(principal, estimate, cost)
         except errors.RateLimited as limited:
             self._on_rejected(limited.kind)
             raise
@@ -352,27 +368,51 @@ class _Deadline:
 
 @dataclass(slots=True)
 class _Turn:
-    """The bookkeeping of one request: settle its budget once, remember its answer."""
+    """The bookkeeping of one request: one ticket per model turn, each settled once with its
+    turn's usage; the answer remembered in the session."""
 
-    limiter: ratelimit.RateLimiter
-    reservation: ratelimit.Reservation
+    keeper: admission.Admission
+    ticket: admission.Ticket
     meter: agentloop.Meter
-    sessions: memory.SessionStore | None
+    kept: sessions.Sessions | None
     principal: Principal
     session_id: str | None
     client: list[dict[str, Any]]
+    # Tokens a later turn adds to its conversation's estimate: tool definitions + max_tokens.
+    turn_overhead: int
+    on_rejected: Callable[[str], None]
+    charged_tokens: int = 0
+    charged_cost: int = 0
+
+    async def gate(self, conversation: Sequence[dict[str, Any]]) -> None:
+        """Before a later turn: settle the turn before it, reserve this one."""
+        self.settle()
+        estimate = cost = 0
+        if self.keeper.limits_tokens:
+            prompt = tokens.estimate_messages(conversation)
+            estimate = prompt + self.turn_overhead
+            cost = self.keeper.prices.bound(prompt, self.turn_overhead)
+        try:
+            self.ticket = await self.keeper.admit(self.principal, estimate, cost, request=False)
+        except errors.RateLimited as limited:
+            self.on_rejected(limited.kind)
+            raise
 
     def settle(self) -> None:
-        used = self.meter.prompt_tokens + self.meter.completion_tokens
-        self.limiter.settle(self.reservation, used)
+        used = self.meter.tokens - self.charged_tokens
+        cost = self.meter.cost - self.charged_cost
+        if not self.ticket.settled:
+            self.charged_tokens += used
+            self.charged_cost += cost
+        self.keeper.settle(self.ticket, used, cost)
 
-    def remember(self, content: str | None) -> None:
+    async def remember(self, content: str | None) -> None:
         """Keep the user's messages and the final answer (no tool traffic) in the session."""
-        if self.sessions is None or self.session_id is None or content is None:
+        if self.kept is None or self.session_id is None or content is None:
             return
         kept = [m for m in self.client if m["role"] == "user" or _is_plain_answer(m)]
         kept.append({"role": "assistant", "content": content})
-        self.sessions.append(self.principal.id, self.session_id, kept)
+        await self.kept.remember(self.principal, self.session_id, kept)
 
 
 def _prefix_messages(config: RuntimeConfig) -> list[dict[str, Any]]:
