@@ -274,8 +274,9 @@ class Admission:
             measure, window = BUDGET_KINDS[kind]
             self._seen.budget_rejected(measure, window)
             raise errors.BudgetExceeded(
-                f"the {window}ly {measure} budget of this caller is spent; it resets at the"
-                f" start of the next UTC {window}, in {budgets_duration(wait)}",
+                f"the {'daily' if window == 'day' else 'monthly'} {measure} budget of this"
+                " caller is spent; it resets at the start"
+                f" of the next UTC {window}, in {budgets_duration(wait)}",
                 headers=headers,
             )
         limit = self._rpm if kind == "requests" else self._tpm
