@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import redisserver
 from runtime_harness import Running, ServedApp, ToolServer, agent_config
 
+import redisserver
 from corral.api.runtimeconfig import RuntimeConfig
 from corral.runtime.app import create_app
 from corral.runtime.settings import Settings
