@@ -34,6 +34,11 @@ Clock = Callable[[], float]
 SETTLE_BACKOFF = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 # A ticket outlives the longest request by this much, so that late settles still find it.
 TICKET_GRACE_SECONDS = 120
+# Settles waiting for the store, at most (each holds a few keys): past it, new ones are dropped
+# and logged rather than let an outage grow memory without bound.
+MAX_PENDING_SETTLES = 10_000
+# How long shutdown waits for pending settles before dropping them.
+CLOSE_TIMEOUT_SECONDS = 5.0
 BUDGET_KINDS = {
     "tokens_day": ("tokens", "day"),
     "tokens_month": ("tokens", "month"),
@@ -122,11 +127,15 @@ class Admission:
             self._budget.cost_day, self._budget.cost_month,
             windows.day.ttl_ms, windows.month.ttl_ms, self._ticket_ttl_ms,
         ]  # fmt: skip
+        was_up = not self._store_down
         try:
-            reply = await self._admit_shared(keys, args)
+            reply = await self._admit_shared(keys, args, again=was_up)
         except statestore.Unavailable as err:
-            # The script may have run with its reply lost: give back whatever it took.
-            self._spawn_settle(keys, 0, 0, release=True)
+            if was_up:
+                # The store went away during this call: the script may have run with its reply
+                # lost, so give back whatever it took. (Once the store is known to be down,
+                # calls fail before sending anything.)
+                self._spawn_settle(keys, 0, 0, release=True)
             return self._unavailable(err, principal, tokens, cost, request)
         self._store_reachable()
         admitted, failing = reply[0] == 1, reply[1].decode()
@@ -155,7 +164,14 @@ class Admission:
             await asyncio.gather(*list(self._settling), return_exceptions=True)
 
     async def aclose(self) -> None:
-        await self.settled()
+        """Wait a little for pending settles (the store may be down), then drop them."""
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+                await self.settled()
+        except TimeoutError:
+            log.error("%d settlements could not reach the state store", len(self._settling))
+            for task in list(self._settling):
+                task.cancel()
 
     # -- local ---------------------------------------------------------------------------------
 
@@ -193,11 +209,13 @@ class Admission:
 
     # -- shared --------------------------------------------------------------------------------
 
-    async def _admit_shared(self, keys: list[str], args: list[object]) -> list[Any]:
+    async def _admit_shared(self, keys: list[str], args: list[object], *, again: bool) -> list[Any]:
         assert self._store is not None
         try:
             return await self._store.admit(keys, args)
         except statestore.Unavailable:
+            if not again:
+                raise
             # Once more at once: a reply lost to a dropped connection is answered again from
             # the ticket, without taking anything twice. A down store fails fast again.
             return await self._store.admit(keys, args)
@@ -212,6 +230,9 @@ class Admission:
         ]  # fmt: skip
 
     def _spawn_settle(self, keys: list[str], tokens: int, cost: int, *, release: bool) -> None:
+        if len(self._settling) >= MAX_PENDING_SETTLES:
+            log.error("too many settlements wait for the state store; one was dropped")
+            return
         task = asyncio.get_running_loop().create_task(
             self._settle_until_done(keys, tokens, cost, release)
         )
