@@ -94,53 +94,93 @@ def replicas_of() -> Iterator[Callable[..., Replicas]]:
 # -- rate limits across replicas -------------------------------------------------------------
 
 
-def test_64_clients_over_3_replicas_are_admitted_the_shared_limit_window_after_window(
+def test_64_clients_over_3_replicas_get_exactly_the_limit_in_every_window(
+    serve: Callable[..., Running],
+    upstream: FakeOpenAI,
+    redis_server: redisserver.RedisServer,
+) -> None:
+    """Each minute of the injected clock, 64 clients spread over 3 replicas hammer until
+    refused; the store admits exactly what the limit allows per window, no more, no less."""
+    limit = 120
+    clock = Clock("2026-03-01T12:00:00+00:00")
+    config = shared_config(upstream.base_url, redis_server, rateLimit={"requestsPerMinute": limit})
+    apps = [serve(config, env=store_env(redis_server), wall_clock=clock) for _ in range(3)]
+
+    async def window() -> int:
+        clients = [apps[i % 3].async_client() for i in range(64)]
+
+        async def until_refused(client: openai.AsyncOpenAI) -> int:
+            admitted = 0
+            while True:
+                try:
+                    await client.chat.completions.create(model=AGENT, messages=USER)
+                except openai.RateLimitError:
+                    return admitted
+                admitted += 1
+
+        try:
+            return sum(await asyncio.gather(*(until_refused(c) for c in clients)))
+        finally:
+            for client in clients:
+                await client.close()
+
+    admitted = []
+    for _ in range(5):
+        admitted.append(asyncio.run(window()))
+        clock.now += 60
+
+    assert admitted == [limit] * 5
+    assert len(upstream.requests) == 5 * limit
+
+
+def test_64_clients_over_3_runtime_processes_never_exceed_the_shared_limit(
     upstream: FakeOpenAI,
     redis_server: redisserver.RedisServer,
     replicas_of: Callable[..., Replicas],
 ) -> None:
+    """The same on the real clock with `corral runtime` processes: at every checkpoint the
+    replicas together have admitted no more than the burst plus the refill since the start.
+    (The load runs until the bucket has refused at least 64 times, however slow the machine.)"""
     limit = 300  # per minute: a burst of 300, then 5 per second
     config = shared_config(upstream.base_url, redis_server, rateLimit={"requestsPerMinute": limit})
     group = replicas_of(config, 3, store_env(redis_server))
-    windows, window_seconds = 4, 2.5
+    checkpoints, step = 4, 2.5
     admitted_at: list[float] = []
-    statuses: list[int] = []
+    refused = 0
 
     async def client_loop(index: int, until: float) -> None:
+        nonlocal refused
         client = group[index % 3].async_client()
         rng = random.Random(index)
+        hard_stop = until + 120  # a slow machine takes longer to empty the bucket
         try:
-            while time.monotonic() < until:
+            while (time.monotonic() < until or refused < 64) and time.monotonic() < hard_stop:
                 try:
                     await client.chat.completions.create(model=AGENT, messages=USER)
                     admitted_at.append(time.monotonic())
-                    statuses.append(200)
-                except openai.RateLimitError as refused:
-                    statuses.append(429)
-                    wait = int(refused.response.headers["retry-after-ms"]) / 1000
+                except openai.RateLimitError as limited:
+                    refused += 1
+                    wait = int(limited.response.headers["retry-after-ms"]) / 1000
                     await asyncio.sleep(min(wait, 0.2) * rng.uniform(0.5, 1.0))
         finally:
             await client.close()
 
     async def run() -> float:
         started = time.monotonic()
-        until = started + windows * window_seconds
+        until = started + checkpoints * step
         await asyncio.gather(*(client_loop(i, until) for i in range(64)))
         return started
 
     started = asyncio.run(run())
 
-    assert set(statuses) == {200, 429}
+    assert refused >= 64
+    assert len(admitted_at) >= limit, "the burst was admitted"
     rate = limit / 60
-    for window in range(1, windows + 1):
-        end = started + window * window_seconds
-        allowed = limit + rate * window * window_seconds
-        admitted = sum(1 for moment in admitted_at if moment <= end)
-        assert admitted <= allowed, (window, admitted, allowed)
-    last = max(admitted_at)
-    allowed_by_last = limit + rate * (last - started)
-    assert len(admitted_at) <= allowed_by_last
-    assert len(admitted_at) >= 0.95 * (limit + rate * windows * window_seconds)
+    for checkpoint in range(1, checkpoints + 1):
+        end = started + checkpoint * step
+        so_far = sum(1 for moment in admitted_at if moment <= end)
+        assert so_far <= limit + rate * checkpoint * step, (checkpoint, so_far)
+    assert len(admitted_at) <= limit + rate * (max(admitted_at) - started)
     assert len(upstream.requests) == len(admitted_at)
 
 
@@ -326,10 +366,9 @@ def test_failover_and_retries_are_charged_once(
         assert answer.usage is not None
         assert answer.usage.total_tokens == 18
         assert len(primary.requests) >= 2, "the primary was retried before failing over"
-        assert eventually(lambda: counter(store, "*:td:*") == 18)
-        time.sleep(0.3)  # nothing else arrives later
+        # Every reservation settled (each settle deletes its ticket): the count is final.
+        assert eventually(lambda: store.keys("*:r:*") == [])
         assert counter(store, "*:td:*") == 18
-        assert store.keys("*:r:*") == []
 
 
 def test_each_turn_of_the_tool_loop_reserves_before_it_calls(
@@ -402,24 +441,31 @@ def test_a_store_restart_mid_load_gives_only_503s_and_loses_or_doubles_no_count(
         finally:
             await client.close()
 
+    async def until(status: int, count: int) -> None:
+        """Until `count` answers with `status` (bounded: a slow machine only takes longer)."""
+        for _ in range(2400):  # 120 s at most
+            if statuses.get(status, 0) >= count:
+                return
+            await asyncio.sleep(0.05)
+
     async def run() -> None:
         stop = asyncio.Event()
         clients = [asyncio.create_task(client_loop(i, stop)) for i in range(16)]
-        await asyncio.sleep(1.5)
+        await until(200, 30)
         await asyncio.to_thread(redis_server.stop)
-        await asyncio.sleep(1.0)
+        await until(503, 16)
         await asyncio.to_thread(redis_server.start)
-        await asyncio.sleep(1.5)
+        await until(200, statuses.get(200, 0) + 30)
         stop.set()
         await asyncio.gather(*clients)
 
     asyncio.run(run())
 
     assert set(statuses) <= {200, 503}, statuses
-    assert statuses.get(503), "the store was down for a second: FailClosed answered 503"
-    assert codes <= {"state_store_unavailable"}
+    assert statuses.get(503, 0) >= 16, "while the store was down, FailClosed answered 503"
+    assert codes == {"state_store_unavailable"}
     assert retry_afters == {"1"}
-    assert statuses[200] > 50
+    assert statuses[200] >= 60
     store = redis_server.client()
     assert eventually(lambda: counter(store, "*:td:*") == used), (counter(store, "*:td:*"), used)
     assert eventually(lambda: store.keys("*:r:*") == [])

@@ -114,6 +114,8 @@ class Admission:
     ) -> Ticket:
         """Reserve one turn (and the request itself when `request`), or raise RateLimited,
         BudgetExceeded, PayloadTooLarge or (FailClosed, store down) StoreUnavailable."""
+        if not request and not self.limits_tokens:
+            return Ticket(0, 0)  # a later turn with only a request limit: nothing to take
         if not self._shared:
             return self._admit_local(principal, tokens, cost, request)
         assert self._store is not None
