@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ from corral.runtime import (
     sessions,
     tokens,
     tracing,
+    turns,
 )
 from corral.runtime.auth import Principal
 from corral.runtime.providers import base
@@ -163,7 +164,7 @@ class ChatServing:
             stop=request.stop_list(),
         )
         meter = agentloop.Meter()
-        turn = _Turn(
+        turn = turns.Turn(
             self._admission,
             ticket,
             meter,
@@ -242,7 +243,7 @@ class ChatServing:
         encoder: protocol.ChunkEncoder,
         first: base.Delta,
         deltas: AsyncIterator[base.Delta],
-        turn: _Turn,
+        turn: turns.Turn,
         started: float,
         deadline: float,
         span: trace.Span,
@@ -366,55 +367,6 @@ class _Deadline:
             raise self._overrun() from None
 
 
-@dataclass(slots=True)
-class _Turn:
-    """The bookkeeping of one request: one ticket per model turn, each settled once with its
-    turn's usage; the answer remembered in the session."""
-
-    keeper: admission.Admission
-    ticket: admission.Ticket
-    meter: agentloop.Meter
-    kept: sessions.Sessions | None
-    principal: Principal
-    session_id: str | None
-    client: list[dict[str, Any]]
-    # Tokens a later turn adds to its conversation's estimate: tool definitions + max_tokens.
-    turn_overhead: int
-    on_rejected: Callable[[str], None]
-    charged_tokens: int = 0
-    charged_cost: int = 0
-
-    async def gate(self, conversation: Sequence[dict[str, Any]]) -> None:
-        """Before a later turn: settle the turn before it, reserve this one."""
-        self.settle()
-        estimate = cost = 0
-        if self.keeper.limits_tokens:
-            prompt = tokens.estimate_messages(conversation)
-            estimate = prompt + self.turn_overhead
-            cost = self.keeper.prices.bound(prompt, self.turn_overhead)
-        try:
-            self.ticket = await self.keeper.admit(self.principal, estimate, cost, request=False)
-        except errors.RateLimited as limited:
-            self.on_rejected(limited.kind)
-            raise
-
-    def settle(self) -> None:
-        used = self.meter.tokens - self.charged_tokens
-        cost = self.meter.cost - self.charged_cost
-        if not self.ticket.settled:
-            self.charged_tokens += used
-            self.charged_cost += cost
-        self.keeper.settle(self.ticket, used, cost)
-
-    async def remember(self, content: str | None) -> None:
-        """Keep the user's messages and the final answer (no tool traffic) in the session."""
-        if self.kept is None or self.session_id is None or content is None:
-            return
-        kept = [m for m in self.client if m["role"] == "user" or _is_plain_answer(m)]
-        kept.append({"role": "assistant", "content": content})
-        await self.kept.remember(self.principal, self.session_id, kept)
-
-
 def _prefix_messages(config: RuntimeConfig) -> list[dict[str, Any]]:
     prefix: list[dict[str, Any]] = []
     if config.system_prompt:
@@ -423,14 +375,6 @@ def _prefix_messages(config: RuntimeConfig) -> list[dict[str, Any]]:
         prefix.append({"role": "user", "content": example.user})
         prefix.append({"role": "assistant", "content": example.assistant})
     return prefix
-
-
-def _is_plain_answer(message: dict[str, Any]) -> bool:
-    return (
-        message["role"] == "assistant"
-        and not message.get("tool_calls")
-        and bool(message.get("content"))
-    )
 
 
 def _record_usage(span: trace.Span, meter: agentloop.Meter) -> None:
