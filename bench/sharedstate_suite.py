@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from bench import figures, procs, runtimes, stats
 from bench.figures import Figure
+from corral.api.runtimeconfig import RuntimeConfig
+from corral.runtime import admission, pricing, ratelimit, statestore
+from corral.runtime.auth import Principal
 
 sys.path.insert(0, str(runtimes.REPO / "hack"))
 import redisserver  # hack/ is put on the path just above
@@ -39,6 +45,7 @@ class Budget:
     duration: float = 1.5
     warmup: float = 0.3
     chunks: int = 16
+    checks: int = 2000
     replicas: int = 3
     clients: int = 64
     rpm: int = 1200
@@ -47,7 +54,7 @@ class Budget:
 
 
 FULL = Budget()
-QUICK = Budget(runs=2, duration=1.0, warmup=0.2, rate_windows=2, rate_window=2.0)
+QUICK = Budget(runs=2, duration=1.0, warmup=0.2, checks=300, rate_windows=2, rate_window=2.0)
 
 METHOD = """\
 The store is Debian's redis-server {redis} (hack/redisserver.py) on loopback, no persistence
@@ -57,7 +64,10 @@ tuning. Latency: two `corral runtime` processes in front of the same fake upstre
 priced): the same single closed-loop client drives each for {duration:g} s after {warmup:g} s
 of warm-up, {runs} runs each, alternating. Limits are set far above the load, so every answer
 is a 200 and the figure is the check itself. Accuracy: {replicas} runtime processes sharing
-the store, {clients} clients spread over them round-robin, {rpm} requests per minute."""
+the store, {clients} clients spread over them round-robin, {rpm} requests per minute. The check
+alone: the same admission objects the runtime builds, in the benchmark process, {checks}
+admit-and-settle pairs per run (each waiting for its settle to land: two round trips),
+alternating with the in-process limiter, {runs} runs."""
 
 
 def _shared_fields(url: str, upstream_port: int) -> dict[str, Any]:
@@ -88,12 +98,79 @@ def run(budget: Budget, workdir: Path) -> figures.SuiteResult:
         replicas=budget.replicas,
         clients=budget.clients,
         rpm=budget.rpm,
+        checks=budget.checks,
     ).replace("\n", " ")
     with redisserver.RedisServer() as store:
+        _check_alone(budget, store, result)
+        store.client().flushall()
         _latency(budget, workdir, store, result)
         store.client().flushall()
         _accuracy(budget, workdir, store, result)
     return result
+
+
+def _check_alone(
+    budget: Budget, store: redisserver.RedisServer, result: figures.SuiteResult
+) -> None:
+    """The admission check by itself, in this process: admit, settle and wait for the settle
+    to land, `checks` times, against the store and against the in-process limiter."""
+    document = {
+        **runtimes.runtime_config(1, **_shared_fields(store.url, 1)),
+        "agent": "bench",
+    }
+    config = RuntimeConfig.model_validate(document)
+    local_config = config.model_copy(update={"state_store": None, "budget": None})
+
+    async def measure(gate: admission.Admission) -> tuple[float, float]:
+        caller = Principal("agent")
+        for _ in range(budget.checks // 10):
+            gate.settle(await gate.admit(caller, 100, 1000), 90, 900)
+            await gate.settled()
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(budget.checks):
+            gate.settle(await gate.admit(caller, 100, 1000), 90, 900)
+            await gate.settled()
+        done = budget.checks / 1e6
+        return (time.perf_counter() - wall) / done, (time.process_time() - cpu) / done
+
+    async def both() -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+        shared_store = statestore.Store(
+            config.state_store,  # type: ignore[arg-type]
+            {},
+            "bench",
+            "bench",
+            timeout=0.5,
+        )
+        prices = pricing.Prices(config.models)
+        shared = admission.Admission(
+            config, ratelimit.RateLimiter(config.rate_limit), shared_store, prices
+        )
+        local = admission.Admission(
+            local_config, ratelimit.RateLimiter(config.rate_limit), None, prices
+        )
+        runs: tuple[list[tuple[float, float]], list[tuple[float, float]]] = ([], [])
+        try:
+            for _ in range(budget.runs):
+                runs[0].append(await measure(shared))
+                runs[1].append(await measure(local))
+        finally:
+            await shared_store.aclose()
+        return runs
+
+    # The event loop the runtime serves on (uvloop, through uvicorn's "auto").
+    shared_runs, local_runs = uvloop.run(both())
+    for index, what in ((0, "wall time"), (1, "CPU")):
+        result.figures.append(
+            figures.compared(
+                SECTION,
+                f"one check alone, in process (admit + settle), {what}",
+                "us",
+                [run[index] for run in shared_runs],
+                [run[index] for run in local_runs],
+                "the in-process limiter",
+            )
+        )
+    result.raw["check_alone_us"] = {"shared": shared_runs, "local": local_runs}
 
 
 def _latency(
