@@ -560,3 +560,39 @@ def test_a_conversation_alternates_over_3_replicas_and_outlives_a_replica_restar
     say(2, "bob here", key="sk-bob")  # the same session id under another key: not shared
     assert last_prompt() == ["bob here"]
     assert all(redis_server.client().pttl(k) > 0 for k in redis_server.client().keys("*"))
+
+
+def test_sessions_in_the_store_keep_the_memory_bounds(
+    serve: Callable[..., Running],
+    upstream: FakeOpenAI,
+    redis_server: redisserver.RedisServer,
+) -> None:
+    config = shared_config(
+        upstream.base_url,
+        redis_server,
+        memory={"enabled": True, "maxMessages": 3, "ttlSeconds": 600, "maxSessions": 2},
+    )
+    apps = [serve(config, env=store_env(redis_server)) for _ in range(2)]
+    store = redis_server.client()
+
+    def say(index: int, session: str, text: str) -> list[str]:
+        apps[index % 2].client().chat.completions.create(
+            model=AGENT,
+            messages=[{"role": "user", "content": text}],
+            extra_headers={"x-session-id": session},
+        )
+        return [m["content"] for m in upstream.requests[-1].body["messages"]]
+
+    say(0, "a", "one")
+    say(1, "a", "two")
+    # Four kept messages were over the bound of 3: the oldest went, and so did the answer it
+    # left at the front (a history never starts on an answer).
+    assert say(0, "a", "three") == ["two", "Hello from the fake.", "three"]
+    session_key = next(iter(store.scan_iter(match="*:s:a")))
+    assert 0 < store.pttl(session_key) <= 600_000
+    assert store.llen(session_key) == 2  # "three" and its answer: the cap of 3 dropped "two"
+
+    say(1, "b", "bee")
+    say(0, "c", "sea")  # a third session: the least recently used one ("a") is evicted
+    assert list(store.scan_iter(match="*:s:a")) == []
+    assert say(1, "a", "again") == ["again"]
