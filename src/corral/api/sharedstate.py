@@ -11,12 +11,11 @@ config.
 from __future__ import annotations
 
 import decimal
-import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from corral.api.common import Model, SecretKeySelector, cel_regex
+from corral.api.common import Model, SecretKeySelector, matches, pattern_field
 
 # Up to 1,000,000 USD with at most 6 decimals: exact in the store's integer nano-dollars.
 USD = r"^[0-9]{1,7}(\.[0-9]{1,6})?$"
@@ -34,44 +33,9 @@ NANO_PER_USD = 1_000_000_000
 FailurePolicy = Literal["FailClosed", "FailOpen"]
 
 
-def _usd(value: str) -> str:
-    if not re.fullmatch(USD, value):
-        raise ValueError(MSG_USD)
-    return value
-
-
-def _store_url(value: str) -> str:
-    if not re.fullmatch(STORE_URL, value):
-        raise ValueError(MSG_STORE_URL)
-    return value
-
-
-Usd = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=16,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": f"self.matches({cel_regex(USD)})", "message": MSG_USD}
-            ]
-        },
-    ),
-    AfterValidator(_usd),
-]
-
+Usd = Annotated[str, pattern_field(USD, MSG_USD, 16), matches(USD, MSG_USD)]
 StoreUrl = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=512,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": f"self.matches({cel_regex(STORE_URL)})", "message": MSG_STORE_URL}
-            ]
-        },
-    ),
-    AfterValidator(_store_url),
+    str, pattern_field(STORE_URL, MSG_STORE_URL, 512), matches(STORE_URL, MSG_STORE_URL)
 ]
 
 
