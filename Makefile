@@ -41,6 +41,10 @@ binaries: venv ## build the pinned Kubernetes, etcd, kwok, helm, node and otelco
 model-server: venv ## install llama-cpp-python + Gemma 3 270M into ~/.cache/corral (once)
 	$(PY) hack/llamaserver.py install
 
+.PHONY: redis
+redis: venv ## unpack Debian's redis-server into ~/.cache/corral (once): the tests' shared state store
+	$(PY) hack/redisserver.py install
+
 .PHONY: cluster-up
 cluster-up: venv ## start the local control plane, kwok and the real node (containerd, kubelet, kube-proxy, CoreDNS)
 	$(PY) hack/cluster.py up
@@ -82,7 +86,7 @@ manifests: crds ## regenerate deploy/ (plain manifests) from the Helm chart
 	$(PY) hack/deploymanifests.py --write
 
 .PHONY: test
-test: venv binaries model-server ## every test, including those against the real API server
+test: venv binaries model-server redis ## every test, including those against the real API server
 	UV=$(UV) $(VENV)/bin/pytest
 
 .PHONY: rehearse-fresh

@@ -1,10 +1,12 @@
-"""`python -m bench` (what `make bench` runs): both suites end to end, then bench/RESULTS.md.
+"""`python -m bench` (what `make bench` runs): every suite end to end, then bench/RESULTS.md.
 
 `--quick` is a smoke run (fewer and shorter runs, 100 Agents) that writes its report into the
 work directory instead of bench/RESULTS.md; so does a run of one suite (`--suite runtime`),
-unless `--output` says otherwise. Raw summaries go next to the report as results.json. Exit
-status 0 when every suite ran (missed targets are results, not failures), 1 when one could not
-(the report then says which and why, and keeps what the other suite measured).
+unless `--output` says otherwise, or `--update bench/RESULTS.md` replaces just that suite's
+section there (`--suite sharedstate --update bench/RESULTS.md`). Raw summaries go next to the
+report as results.json. Exit status 0 when every suite ran (missed targets are results, not
+failures), 1 when one could not (the report then says which and why, and keeps what the other
+suite measured).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import figures, machine, procs, report, runtime_suite
+from bench import figures, machine, procs, report, runtime_suite, sharedstate_suite
 
 HERE = Path(__file__).resolve().parent
-SUITES = ("runtime", "operator")
+SUITES = ("runtime", "operator", "sharedstate")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -30,6 +32,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a smoke run; not for RESULTS.md")
     parser.add_argument("--suite", choices=(*SUITES, "all"), default="all")
     parser.add_argument("--output", type=Path, default=None, help="where to write the report")
+    parser.add_argument(
+        "--update",
+        type=Path,
+        default=None,
+        help="with one --suite: replace that suite's section of this report (bench/RESULTS.md)",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="logs and configs go here")
     parser.add_argument(
         "--agents", type=int, default=None, help="Agents in the operator suite (default 1000)"
@@ -41,6 +49,9 @@ def _run_suite(name: str, args: argparse.Namespace, workdir: Path) -> figures.Su
     if name == "runtime":
         budget = runtime_suite.QUICK if args.quick else runtime_suite.FULL
         return runtime_suite.run(budget, workdir)
+    if name == "sharedstate":
+        shared = sharedstate_suite.QUICK if args.quick else sharedstate_suite.FULL
+        return sharedstate_suite.run(shared, workdir)
     from bench import operator_suite
 
     plan = operator_suite.QUICK if args.quick else operator_suite.FULL
@@ -89,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     if not results:
         print("bench: nothing was measured; no report written", file=sys.stderr)
         return 1
+    if args.update is not None and len(names) == 1 and not failures:
+        described = machine.describe(HERE.parent)
+        context["commit"] = described.get("git commit", "?")
+        args.update.write_text(report.update(args.update.read_text(), results[0], context))
+        print(f"bench: updated the {names[0]} section of {args.update}", file=sys.stderr)
     output.write_text(text)
     raw = {r.name: {"figures": [f.to_json() for f in r.figures], **r.raw} for r in results}
     raw["failures"] = failures

@@ -1,6 +1,7 @@
 """The load generator: closed-loop HTTP/1.1 clients on raw asyncio connections, in one process.
 
-Each of `--clients` keep-alive connections sends a chat completion request, waits for the whole
+Each of `--clients` keep-alive connections (spread round-robin over `--url`'s port and every
+`--also-port`, for replicas) sends a chat completion request, waits for the whole
 answer, and sends the next, until `--duration` seconds (after `--warmup`) have passed or
 `--requests` have been sent. Answers are parsed only as far as HTTP framing needs
 (Content-Length or chunked); for streams the time to first token is when the upstream's first
@@ -142,6 +143,8 @@ class Plan:
     windows: int = 1
     session_prefix: str | None = None
     until_status: int = 0
+    # More servers of the same path (replicas): client i talks to (port, *more_ports)[i % n].
+    more_ports: tuple[int, ...] = ()
 
 
 @dataclass
@@ -184,10 +187,11 @@ async def run(plan: Plan) -> dict[str, Any]:
     start = begin + plan.warmup
     deadline = start + plan.duration if plan.duration else float("inf")
 
-    async def client() -> None:
-        _, conn = await loop.create_connection(
-            lambda: Connection(plan.stream), plan.host, plan.port
-        )
+    ports = (plan.port, *plan.more_ports)
+
+    async def client(index: int) -> None:
+        port = ports[index % len(ports)]
+        _, conn = await loop.create_connection(lambda: Connection(plan.stream), plan.host, port)
         try:
             while True:
                 if tally.stop or (plan.requests and tally.issued >= plan.requests):
@@ -205,7 +209,7 @@ async def run(plan: Plan) -> dict[str, Any]:
                     tally.errors += 1
                     conn.close()
                     _, conn = await loop.create_connection(
-                        lambda: Connection(plan.stream), plan.host, plan.port
+                        lambda: Connection(plan.stream), plan.host, port
                     )
                     continue
                 done = time.perf_counter()
@@ -224,7 +228,7 @@ async def run(plan: Plan) -> dict[str, Any]:
 
     gc.disable()
     cpu_before = os.times()
-    await asyncio.gather(*(client() for _ in range(plan.clients)))
+    await asyncio.gather(*(client(index) for index in range(plan.clients)))
     ended = time.perf_counter()
     cpu_after = os.times()
     gc.enable()
@@ -275,6 +279,9 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 def parse(argv: list[str] | None = None) -> Plan:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help="http://host:port/path to POST to")
+    parser.add_argument(
+        "--also-port", type=int, action="append", default=[], help="another replica's port"
+    )
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--model", default=upstream.MODEL)
     parser.add_argument("--stream", action="store_true")
@@ -303,6 +310,7 @@ def parse(argv: list[str] | None = None) -> Plan:
         windows=args.windows,
         session_prefix=args.session_prefix,
         until_status=args.until_status,
+        more_ports=tuple(args.also_port),
     )
 
 

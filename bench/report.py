@@ -69,6 +69,46 @@ def headline(results: Sequence[SuiteResult]) -> list[str]:
     return lines
 
 
+def suite(result: SuiteResult, context: Mapping[str, str] | None = None) -> list[str]:
+    """One suite's section; `context` (command, date, commit, load) when it is printed alone."""
+    sections: dict[str, list[Figure]] = {}
+    for f in result.figures:
+        sections.setdefault(f.section, []).append(f)
+    out = [f"## {result.name.capitalize()}", ""]
+    if context is not None:
+        out += [
+            f"Measured alone by `{context['command']}` on {context['date']} in"
+            f" {context['elapsed']} (commit {context['commit']}, load average at start / end"
+            f" {context['load_start']} / {context['load_end']}); the machine and versions are"
+            " as above.",
+            "",
+        ]
+        out += ["Targets:", "", *headline([result]), ""]
+    if result.method:
+        out += [result.method, ""]
+    for section, rows in sections.items():
+        out += [f"### {section}", "", *table(rows), ""]
+    if result.notes:
+        out += ["Notes:", "", *(f"- {n}" for n in result.notes), ""]
+    return out
+
+
+def update(existing: str, result: SuiteResult, context: Mapping[str, str]) -> str:
+    """`existing` RESULTS.md with the suite's section replaced (or added at the end)."""
+    title = f"## {result.name.capitalize()}"
+    lines = existing.rstrip("\n").split("\n")
+    fresh = suite(result, context)
+    if title in lines:
+        start = lines.index(title)
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        lines[start:end] = fresh
+    else:
+        lines += ["", *fresh]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def render(
     results: Sequence[SuiteResult],
     machine: Mapping[str, str],
@@ -110,16 +150,7 @@ def render(
         "",
     ]
     for result in results:
-        sections: dict[str, list[Figure]] = {}
-        for f in result.figures:
-            sections.setdefault(f.section, []).append(f)
-        out += [f"## {result.name.capitalize()}", ""]
-        if result.method:
-            out += [result.method, ""]
-        for section, rows in sections.items():
-            out += [f"### {section}", "", *table(rows), ""]
-        if result.notes:
-            out += ["Notes:", "", *(f"- {n}" for n in result.notes), ""]
+        out += suite(result)
     for name, reason in (failures or {}).items():
         out += [f"## {name.capitalize()}: not measured", "", "```", reason.strip(), "```", ""]
     return "\n".join(out).rstrip() + "\n"

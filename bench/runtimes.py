@@ -150,9 +150,13 @@ def drive(
     windows: int = 1,
     session_prefix: str | None = None,
     until_status: int = 0,
+    also_ports: tuple[int, ...] = (),
 ) -> dict[str, Any]:
-    """One load-generator run in its own process; its summary (see bench.loadgen)."""
+    """One load-generator run in its own process; its summary (see bench.loadgen). Clients
+    are spread over `url` and the same path on each of `also_ports` (replicas)."""
     argv = [sys.executable, "-m", "bench.loadgen", "--url", url, "--clients", str(clients)]
+    for port in also_ports:
+        argv += ["--also-port", str(port)]
     argv += ["--model", model, "--windows", str(windows)]
     if stream:
         argv.append("--stream")

@@ -3,7 +3,8 @@
 `serve(config, env=..., settings=..., **create_app_kwargs)` starts our app on a loopback port
 and returns a `Running` handle; every server started is stopped at teardown. `upstream` is a
 scripted OpenAI-compatible fake; `agent` is our runtime over it with a persona and an example;
-`tool_server` is a real HTTP server for HTTP tools.
+`tool_server` is a real HTTP server for HTTP tools. `redis_server` is a real redis-server on
+loopback (hack/redisserver.py installs it on first use: a test never skips for want of it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from runtime_harness import Running, ServedApp, ToolServer, agent_config
 
+import redisserver
 from corral.api.runtimeconfig import RuntimeConfig
 from corral.runtime.app import create_app
 from corral.runtime.settings import Settings
@@ -66,3 +68,10 @@ def tool_server() -> Iterator[ToolServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[redisserver.RedisServer]:
+    """A fresh redis-server on a free loopback port, with a password, for one test."""
+    with redisserver.RedisServer(password="test-store-password") as server:
+        yield server

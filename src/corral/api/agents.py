@@ -15,6 +15,7 @@ from corral.api.common import (
     SecretKeySelector,
 )
 from corral.api.placement import Affinity, Labels, ResourceRequirements, Toleration
+from corral.api.sharedstate import BudgetSpec, PricingSpec, StateStoreSpec
 
 Provider = Literal["openai", "gemini"]
 
@@ -24,6 +25,14 @@ MSG_FALLBACK_DIFFERS = (
 )
 MSG_UNIQUE_TOOLS = "spec.tools must not name the same Tool twice"
 MSG_RATE_LIMIT_EMPTY = "spec.rateLimit must set requestsPerMinute, tokensPerMinute or both"
+MSG_BUDGET_NEEDS_STORE = (
+    "spec.budget needs spec.stateStore: budgets are kept in the shared store, so that every"
+    " replica spends from the same budget and it survives restarts"
+)
+MSG_COST_NEEDS_PRICING = (
+    "spec.budget.costPerDay/costPerMonth need pricing on spec.model and on every fallback:"
+    " without a price a model's spend is unknown"
+)
 
 
 class ModelSpec(Model):
@@ -49,10 +58,14 @@ class ModelSpec(Model):
     timeout_seconds: int = Field(
         default=60, ge=1, le=600, description="Per-attempt timeout before failing over."
     )
+    pricing: PricingSpec | None = Field(
+        default=None, description="USD per million tokens, for spend metrics and cost budgets."
+    )
 
 
 class RateLimitSpec(Model):
-    """Requests and tokens per minute, per API key (per agent when auth is off), per replica."""
+    """Requests and tokens per minute, per API key (per agent when auth is off): across all
+    replicas with spec.stateStore, per replica without."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -142,6 +155,19 @@ class AgentSpec(Model):
                     "message": MSG_UNIQUE_TOOLS,
                     "fieldPath": ".tools",
                 },
+                {
+                    "rule": "!has(self.budget) || has(self.stateStore)",
+                    "message": MSG_BUDGET_NEEDS_STORE,
+                    "fieldPath": ".budget",
+                },
+                {
+                    "rule": "!has(self.budget) ||"
+                    " !(has(self.budget.costPerDay) || has(self.budget.costPerMonth)) ||"
+                    " (has(self.model.pricing) &&"
+                    " (!has(self.fallbacks) || self.fallbacks.all(f, has(f.pricing))))",
+                    "message": MSG_COST_NEEDS_PRICING,
+                    "fieldPath": ".budget",
+                },
             ]
         }
     )
@@ -178,9 +204,25 @@ class AgentSpec(Model):
     tracing: TracingSpec | None = Field(
         default=None, description="OpenTelemetry trace export of the runtime (OTLP/HTTP)."
     )
-    rate_limit: RateLimitSpec | None = Field(default=None, description="Per-replica limits.")
+    rate_limit: RateLimitSpec | None = Field(
+        default=None,
+        description="Requests and tokens per minute per API key: across all replicas with"
+        " stateStore, per replica without.",
+    )
+    state_store: StateStoreSpec | None = Field(
+        default=None,
+        description="Redis or Valkey shared by the replicas: rate limits, budgets and sessions"
+        " then hold across all of them.",
+    )
+    budget: BudgetSpec | None = Field(
+        default=None,
+        description="Token and cost caps per API key in UTC days and months (needs stateStore).",
+    )
     auth: AuthSpec | None = Field(default=None, description="Require bearer API keys.")
-    memory: MemorySpec | None = Field(default=None, description="Conversation memory bounds.")
+    memory: MemorySpec | None = Field(
+        default=None,
+        description="Conversation memory bounds; sessions live in the stateStore when set.",
+    )
     replicas: int | None = Field(
         default=None, ge=0, le=100, description="Pod count; leave unset when an HPA owns it."
     )
@@ -219,6 +261,15 @@ class AgentSpec(Model):
         names = [tool.name for tool in self.tools or []]
         if len(names) != len(set(names)):
             raise ValueError(MSG_UNIQUE_TOOLS)
+        if self.budget is not None and self.state_store is None:
+            raise ValueError(MSG_BUDGET_NEEDS_STORE)
+        models = [self.model, *(self.fallbacks or [])]
+        if (
+            self.budget is not None
+            and self.budget.limits_cost
+            and any(m.pricing is None for m in models)
+        ):
+            raise ValueError(MSG_COST_NEEDS_PRICING)
         return self
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 # RFC 1123 DNS label / subdomain, as Kubernetes validates object names.
@@ -34,26 +34,30 @@ def cel_regex(pattern: str) -> str:
     return f"r{quote}{pattern}{quote}"
 
 
-def _http_url(value: str) -> str:
-    if not re.fullmatch(HTTP_URL, value):
-        raise ValueError(MSG_HTTP_URL)
-    return value
+def pattern_field(pattern: str, message: str, max_length: int) -> Any:
+    """A non-empty string field whose CRD schema checks `pattern` by a CEL rule, so the API
+    server says `message` instead of printing the regex (pair it with `matches`)."""
+    rules: list[JsonValue] = [{"rule": f"self.matches({cel_regex(pattern)})", "message": message}]
+    return Field(
+        min_length=1, max_length=max_length, json_schema_extra={"x-kubernetes-validations": rules}
+    )
+
+
+def matches(pattern: str, message: str) -> AfterValidator:
+    """The same check offline: `message` unless the whole value matches `pattern`."""
+
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
 
 
 # Checked by a CEL rule in the CRD (so the API server says what is wrong in words) and by the
 # same regular expression here; a plain `pattern` would make the server print the regex instead.
 HttpUrl = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=2048,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": f"self.matches({cel_regex(HTTP_URL)})", "message": MSG_HTTP_URL}
-            ]
-        },
-    ),
-    AfterValidator(_http_url),
+    str, pattern_field(HTTP_URL, MSG_HTTP_URL, 2048), matches(HTTP_URL, MSG_HTTP_URL)
 ]
 
 

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, model_validator
 from corral.api.agents import MemorySpec, Provider, RateLimitSpec
 from corral.api.common import HTTP_URL, Model
 from corral.api.personas import FewShotExample
+from corral.api.sharedstate import BudgetSpec, FailurePolicy, PricingSpec, StoreUrl
 
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 EnvName = Annotated[str, Field(pattern=ENV_NAME, max_length=256)]
@@ -32,6 +33,7 @@ class ModelEndpoint(Model):
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1)
     timeout_seconds: float = Field(default=60, gt=0, le=600)
+    pricing: PricingSpec | None = None
 
 
 class HttpCall(Model):
@@ -77,6 +79,14 @@ class AuthConfig(Model):
     api_keys_env: str = Field(pattern=ENV_NAME)
 
 
+class StateStoreConfig(Model):
+    """The shared store: its URL, the env var holding its password, what to do without it."""
+
+    url: StoreUrl
+    password_env: str | None = Field(default=None, pattern=ENV_NAME)
+    failure_policy: FailurePolicy = "FailClosed"
+
+
 class ServerConfig(Model):
     """Process behaviour that does not come from the Agent spec."""
 
@@ -101,6 +111,8 @@ class RuntimeConfig(Model):
     rate_limit: RateLimitSpec | None = None
     auth: AuthConfig | None = None
     memory: MemorySpec | None = None
+    state_store: StateStoreConfig | None = None
+    budget: BudgetSpec | None = None
     server: ServerConfig = Field(default_factory=ServerConfig)
 
     @model_validator(mode="after")
@@ -108,6 +120,12 @@ class RuntimeConfig(Model):
         names = [tool.name for tool in self.tools]
         if len(names) != len(set(names)):
             raise ValueError("tool names must be unique")
+        if self.budget is not None and self.state_store is None:
+            raise ValueError("budget needs stateStore: budgets are kept in the shared store")
+        if self.budget is not None and self.budget.limits_cost:
+            unpriced = [m.name for m in self.models if m.pricing is None]
+            if unpriced:
+                raise ValueError(f"a cost budget needs pricing on every model; missing: {unpriced}")
         return self
 
     def to_json(self) -> str:

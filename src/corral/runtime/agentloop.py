@@ -4,13 +4,15 @@ One `AgentLoop` per app. `complete` returns the whole answer; `stream` yields th
 content as it arrives and ends with one `Delta` carrying the finish reason and the usage of
 every model call of the request. Tool calls never reach the client: they run on the server
 (in parallel when the model asks for several at once) and the model gets another turn, at most
-`max_iterations` turns per request, after which `ToolIterationsExceeded` says so. Knows nothing
+`max_iterations` turns per request, after which `ToolIterationsExceeded` says so. Every turn
+after the first passes the request's `gate` first (admission reserves it there), and the
+meter keeps each turn's usage and cost. Knows nothing
 about HTTP; called by the serving layer. I/O only through the provider and the tool runner.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,16 +31,28 @@ class Tools(Protocol):
     ) -> Sequence[tooling.ToolResult]: ...
 
 
+# Called before every model turn after the first with the conversation so far: reserves the
+# turn's budget (or raises to refuse it).
+Gate = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
+
+
 @dataclass(slots=True)
 class Meter:
-    """Usage of every model call of one request so far (kept even when the request fails)."""
+    """Usage of every model call of one request so far (kept even when the request fails),
+    and its cost in nano-USD."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost: int = 0
 
-    def add(self, usage: base.Usage) -> None:
+    def add(self, usage: base.Usage, cost: int = 0) -> None:
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens
+        self.cost += cost
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
     @property
     def usage(self) -> base.Usage:
@@ -71,11 +85,13 @@ class AgentLoop:
         tools: Tools,
         max_iterations: int,
         on_usage: Callable[[base.Usage], None] = lambda usage: None,
+        price: Callable[[base.Usage], int] = lambda usage: 0,
     ) -> None:
         self._provider = provider
         self._tools = tools
         self._max_iterations = max_iterations
         self._on_usage = on_usage
+        self._price = price
 
     async def complete(
         self,
@@ -84,14 +100,17 @@ class AgentLoop:
         meter: Meter,
         chain: callchain.Chain,
         trace_parent: Any = None,
+        gate: Gate | None = None,
     ) -> Answer:
         conversation = list(messages)
         for turn in range(self._max_iterations):
+            if turn and gate is not None:
+                await gate(conversation)
             answer = await self._provider.complete(
                 self._params(conversation, sampling, trace_parent)
             )
             usage = answer.usage or _estimate(conversation, answer.content, answer.tool_calls)
-            meter.add(usage)
+            meter.add(usage, self._price(usage))
             self._on_usage(usage)
             if not answer.tool_calls:
                 return Answer(answer.content, answer.finish_reason, meter.usage)
@@ -107,28 +126,40 @@ class AgentLoop:
         meter: Meter,
         chain: callchain.Chain,
         trace_parent: Any = None,
+        gate: Gate | None = None,
     ) -> AsyncIterator[base.Delta]:
         conversation = list(messages)
         for turn in range(self._max_iterations):
+            if turn and gate is not None:
+                await gate(conversation)
             calls = _CallBuilder()
             parts: list[str] = []
             finish: base.FinishReason = "stop"
             usage: base.Usage | None = None
             params = self._params(conversation, sampling, trace_parent)
-            async for delta in self._provider.stream(params):
-                if delta.content:
-                    parts.append(delta.content)
-                    yield base.Delta(content=delta.content)
-                if delta.tool_calls:
-                    calls.add(delta.tool_calls)
-                if delta.finish_reason is not None:
-                    finish = delta.finish_reason
-                if delta.usage is not None:
-                    usage = delta.usage
+            finished = False
+            try:
+                async for delta in self._provider.stream(params):
+                    if delta.content:
+                        parts.append(delta.content)
+                        yield base.Delta(content=delta.content)
+                    if delta.tool_calls:
+                        calls.add(delta.tool_calls)
+                    if delta.finish_reason is not None:
+                        finish = delta.finish_reason
+                    if delta.usage is not None:
+                        usage = delta.usage
+                finished = True
+            finally:
+                if not finished and (parts or calls):
+                    # A stream that broke (or was left) mid-answer still used the model: charge
+                    # what it had produced, since no usage report will come.
+                    spent = _estimate(conversation, "".join(parts), calls.build())
+                    meter.add(spent, self._price(spent))
             content = "".join(parts) or None
             made = calls.build()
             usage = usage or _estimate(conversation, content, made)
-            meter.add(usage)
+            meter.add(usage, self._price(usage))
             self._on_usage(usage)
             if not made:
                 yield base.Delta(finish_reason=finish, usage=meter.usage)
@@ -186,6 +217,9 @@ class _CallBuilder:
 
     def __init__(self) -> None:
         self._calls: dict[int, list[str]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)
 
     def add(self, fragments: Sequence[base.ToolCallDelta]) -> None:
         for fragment in fragments:

@@ -5,7 +5,8 @@ tools servable) and builds the pure parts (metrics, limiter, session store, drai
 lifespan creates the long-lived clients (the httpx2 client for tools, the provider chain) once
 and closes them at shutdown. Errors of any kind leave through the one mapping in `errors`.
 (An error no handler takes is answered, and logged with its request id, by `middleware.Edge`.)
-`chain_factory` and `clock` are injectable for tests. Called by `main` and by tests; the app
+`chain_factory`, `clock` (the per-replica limiter's) and `wall_clock` (the shared limits' and
+the budgets' UTC windows) are injectable for tests. Called by `main` and by tests; the app
 does network I/O once served.
 """
 
@@ -26,18 +27,22 @@ from starlette.exceptions import HTTPException
 
 from corral.api.runtimeconfig import ModelEndpoint, RuntimeConfig
 from corral.runtime import (
+    admission,
     agentloop,
     errors,
     memory,
     metrics,
     middleware,
+    pricing,
     protocol,
     ratelimit,
     redaction,
     routes,
     services,
     serving,
+    sessions,
     shutdown,
+    statestore,
     tools,
     tracing,
 )
@@ -74,6 +79,7 @@ def create_app(
     *,
     chain_factory: ChainFactory | None = None,
     clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
 ) -> FastAPI:
     """The app. Raises auth.KeysMissing or tools.ToolConfigError for an unservable config."""
     recorder = metrics.Metrics(
@@ -87,11 +93,12 @@ def create_app(
     redact = redaction.Redactor(redaction.secrets_of(config, env))
     traces = tracing.Tracing.from_env(env, config.agent, config.namespace)
     limiter = ratelimit.RateLimiter(config.rate_limit, clock)
-    sessions = None
+    local_sessions = None
     if config.memory is not None and config.memory.enabled:
-        sessions = memory.SessionStore(config.memory, clock)
-        recorder.track_sessions(sessions.__len__)
+        local_sessions = memory.SessionStore(config.memory, clock)
+        recorder.track_sessions(local_sessions.__len__)
     primary = (config.models[0].provider, config.models[0].name)
+    prices = pricing.Prices(config.models)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,6 +111,32 @@ def create_app(
             trust_env=False,
             limits=httpx2.Limits(max_connections=256, max_keepalive_connections=64),
         )
+        store = None
+        if config.state_store is not None:
+            store = statestore.Store(
+                config.state_store,
+                env,
+                config.namespace,
+                config.agent,
+                timeout=settings.state_store_timeout_seconds,
+                observe=recorder.store_operation,
+            )
+            recorder.store_up.set(1)
+        gate = admission.Admission(
+            config,
+            limiter,
+            store,
+            prices,
+            wall_clock=wall_clock,
+            observers=admission.Observers(
+                budget_rejected=lambda kind, window: recorder.budget_rejections.labels(
+                    kind, window
+                ).inc(),
+                spent=recorder.spent,
+                fallback=recorder.store_fallbacks.inc,
+                store_up=lambda up: recorder.store_up.set(int(up)),
+            ),
+        )
         try:
             runner = tools.ToolRunner(
                 toolset, http, recorder.tool_call, settings.tool_max_parallel, redact, traces.tracer
@@ -113,12 +146,13 @@ def create_app(
                 runner,
                 config.max_tool_iterations,
                 on_usage=metrics.usage_recorder(recorder, primary),
+                price=lambda usage: prices.cost(*(metrics.answered_by.get() or primary), usage),
             )
             chat = serving.ChatServing(
                 config,
                 loop,
-                limiter,
-                sessions,
+                gate,
+                _sessions(local_sessions, store, config, wall_clock),
                 toolset.definitions,
                 settings.default_reserved_completion_tokens,
                 on_first_token=recorder.time_to_first_token.observe,
@@ -145,6 +179,9 @@ def create_app(
         finally:
             await chain.aclose()
             await http.aclose()
+            await gate.aclose()
+            if store is not None:
+                await store.aclose()
             traces.shutdown()
 
     app = FastAPI(
@@ -161,6 +198,22 @@ def create_app(
     app.state.drain = drain
     app.state.metrics = recorder
     return app
+
+
+def _sessions(
+    local: memory.SessionStore | None,
+    store: statestore.Store | None,
+    config: RuntimeConfig,
+    wall_clock: Callable[[], float],
+) -> sessions.Sessions | None:
+    """Sessions in the shared store when there is one (the local store as FailOpen's
+    fallback), in the process otherwise; None without memory."""
+    if local is None or config.memory is None:
+        return None
+    if store is None or config.state_store is None:
+        return sessions.LocalSessions(local)
+    fallback = local if config.state_store.failure_policy == "FailOpen" else None
+    return sessions.SharedSessions(store, config.memory, fallback, wall_clock)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ after that (no I/O).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,9 +23,12 @@ ANONYMOUS = "agent"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The caller, as far as limits and sessions care: `key-<n>`, or `agent` when auth is off."""
+    """The caller, as far as limits and sessions care: `key-<n>`, or `agent` when auth is off.
+    `digest` names the caller in the shared store: a hash of its key, stable across replicas
+    and key reorderings, from which the key cannot be recovered."""
 
     id: str
+    digest: str = ANONYMOUS
 
 
 class KeysMissing(ValueError):
@@ -37,6 +41,10 @@ class Authenticator:
     def __init__(self, keys: list[bytes] | None) -> None:
         self._keys = keys
         self._anonymous = Principal(ANONYMOUS)
+        self._principals = [
+            Principal(f"key-{index}", "k" + hashlib.sha256(key).hexdigest()[:32])
+            for index, key in enumerate(keys or [])
+        ]
 
     @classmethod
     def from_config(cls, config: AuthConfig | None, env: Mapping[str, str]) -> Authenticator:
@@ -71,4 +79,4 @@ class Authenticator:
                 match = index
         if match < 0:
             raise errors.Unauthorized("invalid API key")
-        return Principal(f"key-{match}")
+        return self._principals[match]

@@ -108,6 +108,30 @@ class RateLimited(ApiError):
         self.type = kind
 
 
+class BudgetExceeded(ApiError):
+    """A daily or monthly budget of this key is spent (429); retry-after says when its window
+    resets. OpenAI's type for a spent quota."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
+class StoreUnavailable(ApiError):
+    """The shared state store is unreachable and the Agent fails closed (503)."""
+
+    status = 503
+    type = "server_error"
+    code = "state_store_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the shared state store (spec.stateStore) is unreachable and this Agent fails"
+            " closed; retry the request",
+            headers={"retry-after": "1"},
+        )
+
+
 class ShuttingDown(ApiError):
     """The process is draining after SIGTERM; another replica should take the request (503)."""
 

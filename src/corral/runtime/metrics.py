@@ -38,6 +38,7 @@ GENAI_TOKEN_BUCKETS = (
     1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 )  # fmt: skip
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 
 _RequestChildren = tuple[Counter, Histogram]
 _UsageChildren = tuple[Counter, Counter, Histogram, Histogram]
@@ -57,6 +58,7 @@ class Metrics:
         self._request_children: dict[tuple[str, int], _RequestChildren] = {}
         self._usage_children: dict[tuple[str, str], _UsageChildren] = {}
         self._call_children: dict[tuple[str, str, str], _CallChildren] = {}
+        self._store_children: dict[str, Histogram] = {}
         r = self.registry
         self.requests = Counter(
             "corral_requests", "HTTP requests by route and status.", ["route", "status"],
@@ -121,6 +123,34 @@ class Metrics:
         self.tool_duration = Histogram(
             "corral_tool_duration_seconds", "Tool call duration by tool.", ["tool"],
             buckets=TOOL_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.store_duration = Histogram(
+            "corral_state_store_duration_seconds",
+            "Round trips to the shared state store, by operation (admit, settle, history,"
+            " remember).",
+            ["operation"],
+            buckets=STORE_BUCKETS,
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "corral_state_store_errors", "Failed state store operations, by operation and error"
+            " type.", ["operation", "error_type"], registry=r,
+        )  # fmt: skip
+        self.store_up = Gauge(
+            "corral_state_store_up", "1 while the shared state store answers, 0 while it does"
+            " not (set when a stateStore is configured).", registry=r,
+        )  # fmt: skip
+        self.store_fallbacks = Counter(
+            "corral_state_store_fallbacks", "Requests served under per-replica limits and no"
+            " budget because the state store was unreachable (FailOpen).", registry=r,
+        )  # fmt: skip
+        self.budget_rejections = Counter(
+            "corral_budget_rejections", "Requests refused with 429 because a budget is spent, by"
+            " measure (tokens, cost) and window (day, month).", ["kind", "window"], registry=r,
+        )  # fmt: skip
+        self.spend = Counter(
+            "corral_spend_usd", "USD spent on model calls by this replica, from the models'"
+            " pricing.", registry=r,
         )  # fmt: skip
         self.genai_duration = Histogram(
             "gen_ai_client_operation_duration_seconds",
@@ -204,6 +234,18 @@ class Metrics:
         tool = tool if tool in self._tools else UNKNOWN
         self.tool_calls.labels(tool, outcome).inc()
         self.tool_duration.labels(tool).observe(seconds)
+
+    def store_operation(self, operation: str, seconds: float, error: str) -> None:
+        """One round trip to the state store ended; `error` is its error type or ""."""
+        child = self._store_children.get(operation)
+        if child is None:
+            child = self._store_children[operation] = self.store_duration.labels(operation)
+        child.observe(seconds)
+        if error:
+            self.store_errors.labels(operation, error).inc()
+
+    def spent(self, nano_usd: int) -> None:
+        self.spend.inc(nano_usd / 1_000_000_000)
 
     def model_label(self, model: str) -> str:
         return model if model in self._models else UNKNOWN

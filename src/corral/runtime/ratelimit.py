@@ -5,7 +5,8 @@ refills continuously at limit/60 per second up to the limit. `admit` takes one r
 request's whole token reservation (prompt estimate + completion limit) at once, or neither, so
 concurrent requests can never together be admitted past the limit; `settle` later swaps the
 reservation for the real usage (a refund, or debt that the next requests wait out). The state
-is per process: N replicas admit up to N times the limit. Runs on the event loop without
+is per process: N replicas admit up to N times the limit (`admission` shares it through the
+state store instead, when the Agent has one). Runs on the event loop without
 awaiting between check and take, so it needs no lock. Called by the serving layer; pure (the
 clock is injected).
 """
@@ -71,8 +72,9 @@ class RateLimiter:
     def limits_tokens(self) -> bool:
         return self._tpm is not None
 
-    def admit(self, caller: str, tokens: int) -> Reservation:
-        """Take one request and `tokens` tokens for `caller`, or raise RateLimited.
+    def admit(self, caller: str, tokens: int, count: int = 1) -> Reservation:
+        """Take `count` requests (one, or none for a later turn of a request) and `tokens`
+        tokens for `caller`, or raise RateLimited.
         Raises PayloadTooLarge when `tokens` exceeds the whole per-minute token limit."""
         if self._rpm is None and self._tpm is None:
             return Reservation(caller, 0)
@@ -86,7 +88,7 @@ class RateLimiter:
                 param="max_tokens",
             )
         waits = {
-            "requests": requests.wait_for(1) if requests else 0.0,
+            "requests": requests.wait_for(count) if requests else 0.0,
             "tokens": budget.wait_for(tokens) if budget else 0.0,
         }
         kind = max(waits, key=lambda k: waits[k])
@@ -103,7 +105,7 @@ class RateLimiter:
                 headers=headers,
             )
         if requests:
-            requests.level -= 1
+            requests.level -= count
         if budget:
             budget.level -= tokens
         return Reservation(caller, tokens if budget else 0, self._headers(requests, budget))

@@ -1,15 +1,16 @@
 """Chat serving: one validated chat request in, a whole answer or an SSE byte stream out.
 
 The logic between the thin route and the agent loop, with no web framework in it: check the
-model name, assemble the prompt (the agent's system prompt and few-shot examples, the
-session's history, the client's messages), reserve the rate-limit budget, run the loop, settle
-the budget with the real usage, remember the turn. A stream's first piece is awaited before
-any byte is sent, so a request that fails before its first token still gets a proper HTTP
-error status; an error after that ends the stream with an error event the `openai` SDK raises
-as APIError. The whole request runs under the Agent's `requestTimeoutSeconds` deadline (a 504
-before the first byte, an error event after it), and a stream still running when the drain
-gives up ends with an error event rather than a cut connection. Called by the routes; I/O
-only through the agent loop.
+model name, assemble the prompt (the agent's system prompt and few-shot examples, the session's
+history, the client's messages), reserve the turn through admission (rate limits and budgets;
+every later tool turn reserves again through the loop's gate), run the loop, settle with the
+real usage (a stream when it ends or breaks), remember the turn. A stream's first piece is
+awaited before any byte is sent, so a request that fails before its first token still gets a
+proper HTTP error status; an error after that ends the stream with an error event the `openai`
+SDK raises as APIError. The whole request runs under the Agent's `requestTimeoutSeconds`
+deadline (a 504 before the first byte, an error event after it), and a stream still running when
+the drain gives up ends with an error event rather than a cut connection. Called by the routes;
+I/O only through the agent loop.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ from opentelemetry import trace
 
 from corral.api.runtimeconfig import RuntimeConfig
 from corral.runtime import (
+    admission,
     agentloop,
     callchain,
     errors,
     memory,
     protocol,
-    ratelimit,
+    sessions,
     tokens,
     tracing,
+    turns,
 )
 from corral.runtime.auth import Principal
 from corral.runtime.providers import base
@@ -60,8 +63,8 @@ class ChatServing:
         self,
         config: RuntimeConfig,
         loop: agentloop.AgentLoop,
-        limiter: ratelimit.RateLimiter,
-        sessions: memory.SessionStore | None,
+        gate: admission.Admission,
+        sessions: sessions.Sessions | None,
         tool_definitions: list[dict[str, Any]],
         default_completion_tokens: int,
         on_first_token: Callable[[float], None] = lambda seconds: None,
@@ -80,14 +83,13 @@ class ChatServing:
         self._waiting: set[asyncio.Timeout] = set()
         self._stopping = False
         self._loop = loop
-        self._limiter = limiter
+        self._admission = gate
         self._sessions = sessions
         self._on_first_token = on_first_token
         self._on_rejected = on_rejected
         self._prefix = _prefix_messages(config)
-        self._fixed_tokens = tokens.estimate_messages(self._prefix) + sum(
-            tokens.estimate_text(json.dumps(d)) for d in tool_definitions
-        )
+        self._tool_tokens = sum(tokens.estimate_text(json.dumps(d)) for d in tool_definitions)
+        self._fixed_tokens = tokens.estimate_messages(self._prefix) + self._tool_tokens
         # What an unbounded request reserves under a tokens-per-minute limit: enough for the
         # most any model of the chain may answer (each model still applies its own bound).
         bounds = [m.max_tokens for m in config.models]
@@ -150,9 +152,9 @@ class ChatServing:
             )
         chain = self._chain(call_chain)
         client = protocol.to_provider_messages(request.messages)
-        history = self._history(principal, session_id)
+        history = await self._history(principal, session_id)
         messages = [*self._prefix, *history, *client]
-        reservation = self._admit(principal, request, history, client)
+        ticket = await self._admit(principal, request, history, client)
         if self._log_prompts:
             log.info("prompt", extra={"messages": client, "session": session_id is not None})
         sampling = agentloop.Sampling(
@@ -162,19 +164,29 @@ class ChatServing:
             stop=request.stop_list(),
         )
         meter = agentloop.Meter()
-        turn = _Turn(
-            self._limiter, reservation, meter, self._sessions, principal, session_id, client
+        turn = turns.Turn(
+            self._admission,
+            ticket,
+            meter,
+            self._sessions,
+            principal,
+            session_id,
+            client,
+            self._tool_tokens + (sampling.max_tokens or 0),
+            self._on_rejected,
         )
         ident = protocol.Ident(f"chatcmpl-{request_id}", int(time.time()), self._agent)
         parent = tracing.within(span) if self.traced else None
         if not request.stream:
             try:
                 async with self._deadline(deadline):
-                    answer = await self._loop.complete(messages, sampling, meter, chain, parent)
+                    answer = await self._loop.complete(
+                        messages, sampling, meter, chain, parent, turn.gate
+                    )
             finally:
                 turn.settle()
                 _record_usage(span, meter)
-            turn.remember(answer.content)
+            await turn.remember(answer.content)
             if self._log_prompts:
                 log.info("answer", extra={"content": answer.content})
             body = protocol.completion_body(
@@ -183,8 +195,8 @@ class ChatServing:
                 finish_reason=answer.finish_reason,
                 usage=answer.usage,
             )
-            return Whole(body, reservation.headers)
-        deltas = self._loop.stream(messages, sampling, meter, chain, parent)
+            return Whole(body, ticket.headers)
+        deltas = self._loop.stream(messages, sampling, meter, chain, parent, turn.gate)
         try:
             async with self._deadline(deadline):
                 first = await anext(deltas)
@@ -204,7 +216,7 @@ class ChatServing:
             span,
             include_usage=request.include_usage,
         )
-        return Streamed(chunks, reservation.headers)
+        return Streamed(chunks, ticket.headers)
 
     def _chain(self, header: str | None) -> callchain.Chain:
         """The incoming call chain with this agent on the end; refused when it loops or is
@@ -231,7 +243,7 @@ class ChatServing:
         encoder: protocol.ChunkEncoder,
         first: base.Delta,
         deltas: AsyncIterator[base.Delta],
-        turn: _Turn,
+        turn: turns.Turn,
         started: float,
         deadline: float,
         span: trace.Span,
@@ -254,8 +266,11 @@ class ChatServing:
                     yield encoder.finish(delta.finish_reason)
                     if include_usage:
                         yield encoder.usage(delta.usage or turn.meter.usage)
+                    # Charged and remembered before the end, so the client's next request
+                    # (on any replica) sees both.
+                    turn.settle()
+                    await turn.remember("".join(parts) or None)
                     yield encoder.DONE
-                    turn.remember("".join(parts) or None)
                     if self._log_prompts:
                         log.info("answer", extra={"content": "".join(parts)})
                     return
@@ -297,35 +312,37 @@ class ChatServing:
         for timeout in self._waiting:
             timeout.reschedule(now)
 
-    def _history(self, principal: Principal, session_id: str | None) -> list[dict[str, Any]]:
+    async def _history(self, principal: Principal, session_id: str | None) -> list[dict[str, Any]]:
         if self._sessions is None or session_id is None:
             return []
-        return self._sessions.history(principal.id, memory.check_session_id(session_id))
+        return await self._sessions.history(principal, memory.check_session_id(session_id))
 
     def _completion_limit(self, request: protocol.ChatCompletionRequest) -> int | None:
-        """The client's max_tokens; under a tokens-per-minute limit never unbounded, so that
-        no model call can use more than the request reserved."""
-        if self._limiter.limits_tokens:
+        """The client's max_tokens; under a token limit or a budget never unbounded, so that
+        no model call can use more than its turn reserved."""
+        if self._admission.limits_tokens:
             return request.completion_limit or self._default_completion
         return request.completion_limit
 
-    def _admit(
+    async def _admit(
         self,
         principal: Principal,
         request: protocol.ChatCompletionRequest,
         history: list[dict[str, Any]],
         client: list[dict[str, Any]],
-    ) -> ratelimit.Reservation:
-        estimate = 0
-        if self._limiter.limits_tokens:
-            estimate = (
+    ) -> admission.Ticket:
+        estimate = cost = 0
+        if self._admission.limits_tokens:
+            prompt = (
                 self._fixed_tokens
                 + tokens.estimate_messages(history)
                 + tokens.estimate_messages(client)
-                + (self._completion_limit(request) or 0)
             )
+            completion = self._completion_limit(request) or 0
+            estimate = prompt + completion
+            cost = self._admission.prices.bound(prompt, completion)
         try:
-            return self._limiter.admit(principal.id, estimate)
+            return await self._admission.admit(principal, estimate, cost)
         except errors.RateLimited as limited:
             self._on_rejected(limited.kind)
             raise
@@ -350,31 +367,6 @@ class _Deadline:
             raise self._overrun() from None
 
 
-@dataclass(slots=True)
-class _Turn:
-    """The bookkeeping of one request: settle its budget once, remember its answer."""
-
-    limiter: ratelimit.RateLimiter
-    reservation: ratelimit.Reservation
-    meter: agentloop.Meter
-    sessions: memory.SessionStore | None
-    principal: Principal
-    session_id: str | None
-    client: list[dict[str, Any]]
-
-    def settle(self) -> None:
-        used = self.meter.prompt_tokens + self.meter.completion_tokens
-        self.limiter.settle(self.reservation, used)
-
-    def remember(self, content: str | None) -> None:
-        """Keep the user's messages and the final answer (no tool traffic) in the session."""
-        if self.sessions is None or self.session_id is None or content is None:
-            return
-        kept = [m for m in self.client if m["role"] == "user" or _is_plain_answer(m)]
-        kept.append({"role": "assistant", "content": content})
-        self.sessions.append(self.principal.id, self.session_id, kept)
-
-
 def _prefix_messages(config: RuntimeConfig) -> list[dict[str, Any]]:
     prefix: list[dict[str, Any]] = []
     if config.system_prompt:
@@ -383,14 +375,6 @@ def _prefix_messages(config: RuntimeConfig) -> list[dict[str, Any]]:
         prefix.append({"role": "user", "content": example.user})
         prefix.append({"role": "assistant", "content": example.assistant})
     return prefix
-
-
-def _is_plain_answer(message: dict[str, Any]) -> bool:
-    return (
-        message["role"] == "assistant"
-        and not message.get("tool_calls")
-        and bool(message.get("content"))
-    )
 
 
 def _record_usage(span: trace.Span, meter: agentloop.Meter) -> None:

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(
         default=60, gt=0, description="A request body not complete this long after its head: 408."
     )
+    state_store_timeout_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="A state store round trip (or connect) slower than this counts as the store"
+        " being unreachable.",
+    )
     shutdown_grace_seconds: float = Field(
         default=2,
         ge=0,

@@ -150,6 +150,42 @@ CASES = [
     agent("agent-33-tools", "spec.tools", tools=[{"name": f"tool-{i}"} for i in range(33)]),
     agent("agent-tool-ref-bad-name", "spec.tools[0].name", tools=[{"name": "Order_Lookup"}]),
     agent("agent-name-starts-with-a-digit", "metadata.name", name="1-support"),
+    # Agent: shared state, budgets, pricing
+    agent("agent-budget-without-state-store", "spec.budget", budget={"tokensPerDay": 1000}),
+    agent(
+        "agent-state-store-not-redis",
+        "spec.stateStore.url",
+        stateStore={"url": "http://valkey.corral-system.svc:6379"},
+    ),
+    agent(
+        "agent-state-store-password-in-url",
+        "spec.stateStore.url",
+        stateStore={"url": "redis://:hunter2@valkey.corral-system.svc:6379/0"},
+    ),
+    agent(
+        "agent-state-store-unknown-policy",
+        "spec.stateStore.failurePolicy",
+        stateStore={"url": "redis://valkey:6379/0", "failurePolicy": "FailSometimes"},
+    ),
+    agent(
+        "agent-empty-budget",
+        "spec.budget",
+        stateStore={"url": "redis://valkey:6379/0"},
+        budget={},
+    ),
+    agent(
+        "agent-budget-cost-not-a-decimal",
+        "spec.budget.costPerDay",
+        stateStore={"url": "redis://valkey:6379/0"},
+        budget={"costPerDay": "25 dollars"},
+        model={"pricing": {"promptPerMillion": "0.15", "completionPerMillion": "0.60"}},
+    ),
+    agent(
+        "agent-cost-budget-without-pricing",
+        "spec.budget",
+        stateStore={"url": "redis://valkey:6379/0"},
+        budget={"costPerMonth": "500.00"},
+    ),
     # Persona
     persona("persona-empty-system-prompt", "spec.systemPrompt", systemPrompt=""),
     persona("persona-without-system-prompt", "spec.systemPrompt", systemPrompt=DELETE),

@@ -79,3 +79,30 @@ def test_a_suite_that_could_not_finish_is_named_in_the_headline_with_its_reason(
     text = report.render([result], {}, {}, context, {"operator": "12 of 1000 Agents not Ready"})
     assert "- the operator suite did not finish: see below" in text
     assert "## Operator: not measured\n\n```\n12 of 1000 Agents not Ready\n```" in text
+
+
+CONTEXT = {
+    "command": "python -m bench --suite sharedstate --update bench/RESULTS.md",
+    "date": "2026-12-01 19:00 UTC",
+    "elapsed": "2.0 minutes",
+    "commit": "abc1234",
+    "load_start": "0.1",
+    "load_end": "0.2",
+}
+
+
+def test_one_suite_run_alone_replaces_only_its_own_section_of_the_report() -> None:
+    suite = figures.SuiteResult("shared state", figures=[_latency()])
+    existing = (
+        "# Results\n\n## Runtime\n\nold runtime\n\n## Shared state\n\nold\n\n## Operator\n\nx\n"
+    )
+
+    updated = report.update(existing, suite, CONTEXT)
+
+    assert "old runtime" in updated
+    assert "\nold\n" not in updated
+    assert updated.index("## Shared state") < updated.index("## Operator")
+    assert "Measured alone by `python -m bench --suite sharedstate" in updated
+    assert "latency p50, 1 client" in updated
+    added = report.update("# Results\n", suite, CONTEXT)
+    assert added.startswith("# Results\n\n## Shared state\n")

@@ -94,6 +94,38 @@ async def test_secrets_become_named_env_vars_in_config_and_secret_key_refs_in_th
 
 
 @pytest.mark.anyio
+async def test_the_state_store_password_reaches_the_pod_only_through_a_secret_key_ref() -> None:
+    reader = FakeReader(secrets={("redis", "password"): "c2VjcmV0LXB3"})
+    pricing = {"promptPerMillion": "0.15", "completionPerMillion": "0.60"}
+    body = agent(
+        model={"provider": "openai", "name": "m", "pricing": pricing},
+        stateStore={
+            "url": "redis://valkey.corral-system.svc:6379/0",
+            "passwordSecretRef": {"name": "redis", "key": "password"},
+            "failurePolicy": "FailOpen",
+        },
+        budget={"tokensPerDay": 1000, "costPerMonth": "25.00"},
+    )
+    rendered = await render(body, reader)
+    data = rendered.configmap["data"]["runtime.json"]
+    config = RuntimeConfig.from_json(data)
+    assert config.state_store is not None
+    assert config.state_store.url == "redis://valkey.corral-system.svc:6379/0"
+    assert config.state_store.password_env == "CORRAL_STATE_STORE_PASSWORD"
+    assert config.state_store.failure_policy == "FailOpen"
+    assert config.budget is not None
+    assert config.budget.cost_per_month == "25.00"
+    assert config.models[0].pricing is not None
+    assert config.models[0].pricing.completion_per_million == "0.60"
+    assert "secret-pw" not in data
+    env = {e["name"]: e for e in container(rendered)["env"]}
+    assert env["CORRAL_STATE_STORE_PASSWORD"] == {
+        "name": "CORRAL_STATE_STORE_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "redis", "key": "password"}},
+    }
+
+
+@pytest.mark.anyio
 async def test_an_agent_tool_calls_the_target_agents_service_endpoint() -> None:
     reader = FakeReader(
         tools={"ask": agent_tool("ask", "billing")}, agents={"billing": agent("billing")}

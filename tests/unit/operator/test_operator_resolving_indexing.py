@@ -65,6 +65,22 @@ async def test_every_missing_reference_is_reported_at_once() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_missing_state_store_password_secret_is_a_missing_reference() -> None:
+    store = {
+        "url": "redis://valkey:6379/0",
+        "passwordSecretRef": {"name": "corral-redis", "key": "password"},
+    }
+    body = agent(stateStore=store)
+    with pytest.raises(errors.MissingReference, match="Secret 'corral-redis' \\(key 'password'\\)"):
+        await resolving.resolve(body, FakeReader())
+    resolved = await resolving.resolve(
+        body, FakeReader(secrets={("corral-redis", "password"): "cHc="})
+    )
+    assert set(resolved.secret_digests) == {("corral-redis", "password")}
+    assert indexing.agent_references(body) == {("Secret", "shop", "corral-redis"): "support"}
+
+
+@pytest.mark.anyio
 async def test_a_secret_without_the_referenced_key_is_missing() -> None:
     reader = full_reader()
     reader.secrets = {("openai", "other-key"): "YQ==", ("orders", "token"): "Yg=="}

@@ -20,8 +20,18 @@ def test_without_auth_every_caller_is_the_agent() -> None:
 def test_keys_are_one_per_line_and_each_has_its_own_principal() -> None:
     keys = auth.Authenticator.from_config(CONFIG, {"KEYS": " alpha \n\nbeta\n"})
 
-    assert keys.authenticate("Bearer alpha") == auth.Principal("key-0")
-    assert keys.authenticate("bearer beta") == auth.Principal("key-1")
+    assert keys.authenticate("Bearer alpha").id == "key-0"
+    assert keys.authenticate("bearer beta").id == "key-1"
+
+
+def test_the_store_names_a_caller_by_a_hash_of_its_key_not_by_its_position() -> None:
+    first = auth.Authenticator.from_config(CONFIG, {"KEYS": "alpha\nbeta"})
+    reordered = auth.Authenticator.from_config(CONFIG, {"KEYS": "beta\nalpha"})
+
+    digest = first.authenticate("Bearer alpha").digest
+    assert reordered.authenticate("Bearer alpha").digest == digest
+    assert first.authenticate("Bearer beta").digest != digest
+    assert "alpha" not in digest
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from corral.api.runtimeconfig import (
     RuntimeConfig,
     RuntimeTool,
     ServerConfig,
+    StateStoreConfig,
 )
 from corral.operator import errors, naming
 from corral.operator.resolving import Resolved, ResolvedTool
@@ -52,6 +53,18 @@ def render(resolved: Resolved, drain_seconds: float) -> tuple[RuntimeConfig, lis
         ref = spec.auth.api_keys_secret_ref
         envs.append(SecretEnv(naming.AUTH_KEYS_ENV, ref.name, ref.key))
         auth = AuthConfig(api_keys_env=naming.AUTH_KEYS_ENV)
+    store = None
+    if spec.state_store is not None:
+        password_env = None
+        password = spec.state_store.password_secret_ref
+        if password is not None:
+            password_env = naming.STATE_STORE_PASSWORD_ENV
+            envs.append(SecretEnv(password_env, password.name, password.key))
+        store = StateStoreConfig(
+            url=spec.state_store.url,
+            password_env=password_env,
+            failure_policy=spec.state_store.failure_policy,
+        )
     persona = resolved.persona
     prompt_parts = [persona.system_prompt if persona else None, spec.instructions]
     try:
@@ -68,6 +81,8 @@ def render(resolved: Resolved, drain_seconds: float) -> tuple[RuntimeConfig, lis
             rate_limit=spec.rate_limit,
             auth=auth,
             memory=spec.memory,
+            state_store=store,
+            budget=spec.budget,
             server=ServerConfig(drain_timeout_seconds=drain_seconds),
         )
     except ValidationError as err:
@@ -91,6 +106,7 @@ def _model(model: ModelSpec, index: int, envs: list[SecretEnv]) -> ModelEndpoint
         temperature=model.temperature,
         max_tokens=model.max_tokens,
         timeout_seconds=model.timeout_seconds,
+        pricing=model.pricing,
     )
 
 
