@@ -14,6 +14,7 @@ from corral.api.common import (
     ObjectName,
     SecretKeySelector,
 )
+from corral.api.mcpservers import MSG_UNIQUE_SERVERS, MCPServerRef
 from corral.api.placement import Affinity, Labels, ResourceRequirements, Toleration
 
 Provider = Literal["openai", "gemini"]
@@ -142,6 +143,12 @@ class AgentSpec(Model):
                     "message": MSG_UNIQUE_TOOLS,
                     "fieldPath": ".tools",
                 },
+                {
+                    "rule": "!has(self.mcpServers) || "
+                    "self.mcpServers.all(t, self.mcpServers.exists_one(u, u.name == t.name))",
+                    "message": MSG_UNIQUE_SERVERS,
+                    "fieldPath": ".mcpServers",
+                },
             ]
         }
     )
@@ -158,6 +165,12 @@ class AgentSpec(Model):
     )
     tools: list[LocalObjectReference] | None = Field(
         default=None, max_length=32, description="Tools in this namespace the model may call."
+    )
+    mcp_servers: list[MCPServerRef] | None = Field(
+        default=None,
+        alias="mcpServers",
+        max_length=16,
+        description="MCPServers in this namespace whose tools the model may call.",
     )
     max_tool_iterations: int = Field(
         default=8, ge=1, le=64, description="Model turns per request before giving up on tools."
@@ -219,6 +232,9 @@ class AgentSpec(Model):
         names = [tool.name for tool in self.tools or []]
         if len(names) != len(set(names)):
             raise ValueError(MSG_UNIQUE_TOOLS)
+        servers = [server.name for server in self.mcp_servers or []]
+        if len(servers) != len(set(servers)):
+            raise ValueError(MSG_UNIQUE_SERVERS)
         return self
 
 

@@ -55,6 +55,22 @@ class AgentCall(Model):
     timeout_seconds: float = Field(default=120, gt=0, le=600)
 
 
+class McpServerConfig(Model):
+    """An MCP server whose tools are offered, resolved: header values from Secrets by env var.
+    The runtime lists the tools itself (`tools` is the Agent's allow-list, None = all)."""
+
+    name: str = Field(min_length=1, max_length=253, description="The MCPServer's name.")
+    url: str = Field(min_length=1, pattern=HTTP_URL)
+    transport: Literal["streamable-http", "sse"] = "streamable-http"
+    headers: dict[str, str] = Field(default_factory=dict)
+    header_envs: dict[str, EnvName] = Field(
+        default_factory=dict, description="Header name -> env var holding its value."
+    )
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+    tools: list[str] | None = Field(default=None, description="Allow-list; None offers all.")
+    max_result_bytes: int = Field(default=1_048_576, ge=1)
+
+
 class RuntimeTool(Model):
     """A tool offered to the model, by function name."""
 
@@ -95,6 +111,7 @@ class RuntimeConfig(Model):
     examples: list[FewShotExample] = Field(default_factory=list)
     models: list[ModelEndpoint] = Field(min_length=1, max_length=6)
     tools: list[RuntimeTool] = Field(default_factory=list, max_length=32)
+    mcp_servers: list[McpServerConfig] = Field(default_factory=list, max_length=16)
     max_tool_iterations: int = Field(default=8, ge=1, le=64)
     max_call_depth: int = Field(default=3, ge=1, le=16)
     request_timeout_seconds: float = Field(default=300, gt=0, le=3600)
@@ -108,6 +125,9 @@ class RuntimeConfig(Model):
         names = [tool.name for tool in self.tools]
         if len(names) != len(set(names)):
             raise ValueError("tool names must be unique")
+        servers = [server.name for server in self.mcp_servers]
+        if len(servers) != len(set(servers)):
+            raise ValueError("MCP server names must be unique")
         return self
 
     def to_json(self) -> str:

@@ -8,7 +8,7 @@ checks it against the JSON Schema meta-schema.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import jsonschema
 from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_validator
@@ -30,9 +30,9 @@ MSG_REQUIRED_DEFINED = (
 MSG_PLACEHOLDERS_DEFINED = (
     "every {placeholder} in spec.http.url must name a property in spec.parameters.properties"
 )
-MSG_HEADER_NAMES = "spec.http.headers keys must be HTTP header names (RFC 9110 tokens)"
-MSG_HEADER_TWICE = "a header must not be set in both spec.http.headers and spec.http.headersFrom"
-MSG_UNIQUE_HEADERS_FROM = "spec.http.headersFrom must not name the same header twice"
+MSG_HEADER_NAMES = "headers keys must be HTTP header names (RFC 9110 tokens)"
+MSG_HEADER_TWICE = "a header must not be set in both headers and headersFrom"
+MSG_UNIQUE_HEADERS_FROM = "headersFrom must not name the same header twice"
 
 MAX_PARAMETERS = 64
 
@@ -83,8 +83,8 @@ class HeaderFromSecret(Model):
     secret_key_ref: SecretKeySelector = Field(description="The Secret key holding the value.")
 
 
-class HttpTarget(Model):
-    """Call an HTTP endpoint. `{param}` placeholders in the URL are filled from the arguments."""
+class HeaderSet(Model):
+    """Static headers and headers from Secrets, sent with every call (HTTP Tools, MCPServers)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -99,14 +99,6 @@ class HttpTarget(Model):
         }
     )
 
-    url: HttpUrl = Field(
-        description="URL template, e.g. http://orders.shop.svc:8080/orders/{order_id}.",
-    )
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field(
-        default="GET",
-        description="HTTP method. GET and DELETE send arguments not used in the URL as the query;"
-        " the others send them as a JSON body.",
-    )
     headers: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(
         default=None,
         max_length=32,
@@ -133,13 +125,6 @@ class HttpTarget(Model):
             ]
         },
     )
-    timeout_seconds: int = Field(default=10, ge=1, le=300, description="Per-call timeout.")
-    max_response_bytes: int = Field(
-        default=1_048_576,
-        ge=1024,
-        le=16_777_216,
-        description="Responses longer than this are cut before they reach the model.",
-    )
 
     @field_validator("headers")
     @classmethod
@@ -149,13 +134,33 @@ class HttpTarget(Model):
         return value
 
     @model_validator(mode="after")
-    def _headers_once(self) -> HttpTarget:
+    def _headers_once(self) -> Self:
         from_secrets = [header.name for header in self.headers_from or []]
         if len(from_secrets) != len(set(from_secrets)):
             raise ValueError(MSG_UNIQUE_HEADERS_FROM)
         if set(from_secrets) & set(self.headers or {}):
             raise ValueError(MSG_HEADER_TWICE)
         return self
+
+
+class HttpTarget(HeaderSet):
+    """Call an HTTP endpoint. `{param}` placeholders in the URL are filled from the arguments."""
+
+    url: HttpUrl = Field(
+        description="URL template, e.g. http://orders.shop.svc:8080/orders/{order_id}.",
+    )
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field(
+        default="GET",
+        description="HTTP method. GET and DELETE send arguments not used in the URL as the query;"
+        " the others send them as a JSON body.",
+    )
+    timeout_seconds: int = Field(default=10, ge=1, le=300, description="Per-call timeout.")
+    max_response_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=16_777_216,
+        description="Responses longer than this are cut before they reach the model.",
+    )
 
 
 class AgentTarget(Model):
