@@ -28,6 +28,7 @@ from corral.api.runtimeconfig import ModelEndpoint, RuntimeConfig
 from corral.runtime import (
     agentloop,
     errors,
+    mcptools,
     memory,
     metrics,
     middleware,
@@ -75,7 +76,8 @@ def create_app(
     chain_factory: ChainFactory | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
-    """The app. Raises auth.KeysMissing or tools.ToolConfigError for an unservable config."""
+    """The app. Raises auth.KeysMissing or tools.ToolConfigError for an unservable config.
+    The MCP servers' tools are listed in the lifespan (a silent server does not hold it up)."""
     recorder = metrics.Metrics(
         models=[m.name for m in config.models], tools=[t.name for t in config.tools]
     )
@@ -86,6 +88,9 @@ def create_app(
     toolset = tools.ToolSet(config.tools, env, config.namespace)
     redact = redaction.Redactor(redaction.secrets_of(config, env))
     traces = tracing.Tracing.from_env(env, config.agent, config.namespace)
+    mcp = mcptools.McpTools(
+        config.mcp_servers, env, recorder, settings.mcp_refresh_seconds, frozenset(toolset.entries)
+    )
     limiter = ratelimit.RateLimiter(config.rate_limit, clock)
     sessions = None
     if config.memory is not None and config.memory.enabled:
@@ -105,9 +110,16 @@ def create_app(
             limits=httpx2.Limits(max_connections=256, max_keepalive_connections=64),
         )
         try:
+            await mcp.start(settings.mcp_startup_seconds)
             runner = tools.ToolRunner(
-                toolset, http, recorder.tool_call, settings.tool_max_parallel, redact, traces.tracer
-            )  # a no-op tracer when export is off: tool spans are rare next to requests
+                toolset,
+                http,
+                recorder.tool_call,
+                settings.tool_max_parallel,
+                redact,
+                traces.tracer,  # a no-op tracer when export is off: tool spans are rare
+                extra=mcp,
+            )
             loop = agentloop.AgentLoop(
                 chain,
                 runner,
@@ -143,6 +155,7 @@ def create_app(
             )
             yield
         finally:
+            await mcp.close()
             await chain.aclose()
             await http.aclose()
             traces.shutdown()

@@ -1,0 +1,149 @@
+"""An MCP server written with the official `mcp` SDK's FastMCP, run as a real process.
+
+    python tests/fakes/mcp_server.py --port 8931 [--transport sse] [--require HEADER=VALUE]
+
+Tools: `lookup_order` (read-only: a resend is harmless), `header_digest` (SHA-256 of the request
+header named by its argument), `big` (a text of `size` characters), `fail` (an `isError` result),
+`slow` (sleeps), `add_tool` (registers `extra_tool` and tells clients `tools/list_changed`).
+With `--require H=V` every request without header H = V is answered 401. `MCPServerProcess`
+starts it as a child (hack/childproc) and waits until it accepts connections; tests kill and
+restart it on the same port. Network I/O on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from mcp.server.fastmcp import Context, FastMCP
+from mcp.types import ToolAnnotations
+
+HERE = Path(__file__).resolve().parent
+
+
+def build(name: str, port: int) -> FastMCP:  # type: ignore[type-arg]
+    server = FastMCP(name, host="127.0.0.1", port=port, log_level="WARNING")
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+    def lookup_order(order_id: str) -> str:
+        """Look up an order by its id."""
+        return f"order {order_id}: shipped"
+
+    @server.tool()
+    def header_digest(header: str, ctx: Context) -> str:  # type: ignore[type-arg]
+        """SHA-256 of one request header's value as the server received it (never the value:
+        the tests look for it in every log line)."""
+        request = ctx.request_context.request
+        value = "" if request is None else str(request.headers.get(header, ""))
+        return hashlib.sha256(value.encode()).hexdigest()
+
+    @server.tool()
+    def big(size: int) -> str:
+        """A text of `size` characters."""
+        return "x" * size
+
+    @server.tool()
+    def fail() -> str:
+        """Always fails."""
+        raise ValueError("the warehouse is on fire")
+
+    @server.tool()
+    async def slow(seconds: float) -> str:
+        """Answer after `seconds`."""
+        await asyncio.sleep(seconds)
+        return "done"
+
+    @server.tool()
+    async def add_tool(ctx: Context) -> str:  # type: ignore[type-arg]
+        """Add `extra_tool` and tell the client its tool list changed."""
+
+        def extra_tool() -> str:
+            """Appears after add_tool."""
+            return "extra"
+
+        server.add_tool(extra_tool)
+        await ctx.session.send_tool_list_changed()
+        return "added"
+
+    return server
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--name", default="orders")
+    transports = ["streamable-http", "sse"]
+    parser.add_argument("--transport", choices=transports, default=transports[0])
+    parser.add_argument("--require", default=None, help="HEADER=VALUE every request must carry")
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    server = build(args.name, args.port)
+    app = server.sse_app() if args.transport == "sse" else server.streamable_http_app()
+    if args.require:
+        header, value = args.require.split("=", 1)
+        app = _requiring(app, header.lower().encode(), value.encode())
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+def _requiring(app: Any, header: bytes, value: bytes) -> Any:
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and dict(scope["headers"]).get(header) != value:
+            await send({"type": "http.response.start", "status": 401, "headers": []})
+            await send({"type": "http.response.body", "body": b"unauthorized"})
+            return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+class MCPServerProcess:
+    """The server above as a child process on a fixed port, restartable."""
+
+    def __init__(self, port: int | None = None, *options: str) -> None:
+        from childproc import free_port
+
+        self.port = port or free_port()
+        self.options = options
+        self.child: Any = None
+
+    @property
+    def url(self) -> str:
+        path = "/sse" if "sse" in self.options else "/mcp"
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> MCPServerProcess:
+        from childproc import Child
+
+        argv = [sys.executable, str(HERE / "mcp_server.py"), "--port", str(self.port)]
+        self.child = Child(f"mcp server :{self.port}", [*argv, *self.options])
+        self.child.wait_ready(self._accepting, 30, "accepting connections")
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to the clients, in-flight calls cut."""
+        self.child.kill()
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.close()
+
+    def _accepting(self) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def __enter__(self) -> MCPServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
