@@ -111,7 +111,8 @@ class RuntimeConfig(Model):
     examples: list[FewShotExample] = Field(default_factory=list)
     models: list[ModelEndpoint] = Field(min_length=1, max_length=6)
     tools: list[RuntimeTool] = Field(default_factory=list, max_length=32)
-    mcp_servers: list[McpServerConfig] = Field(default_factory=list, max_length=16)
+    # None rather than []: a config without MCP servers renders (and hashes) as before them.
+    mcp_servers: list[McpServerConfig] | None = Field(default=None, max_length=16)
     max_tool_iterations: int = Field(default=8, ge=1, le=64)
     max_call_depth: int = Field(default=3, ge=1, le=16)
     request_timeout_seconds: float = Field(default=300, gt=0, le=3600)
@@ -125,7 +126,7 @@ class RuntimeConfig(Model):
         names = [tool.name for tool in self.tools]
         if len(names) != len(set(names)):
             raise ValueError("tool names must be unique")
-        servers = [server.name for server in self.mcp_servers]
+        servers = [server.name for server in self.mcp_servers or []]
         if len(servers) != len(set(servers)):
             raise ValueError("MCP server names must be unique")
         return self

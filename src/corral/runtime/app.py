@@ -89,7 +89,11 @@ def create_app(
     redact = redaction.Redactor(redaction.secrets_of(config, env))
     traces = tracing.Tracing.from_env(env, config.agent, config.namespace)
     mcp = mcptools.McpTools(
-        config.mcp_servers, env, recorder, settings.mcp_refresh_seconds, frozenset(toolset.entries)
+        config.mcp_servers or [],
+        env,
+        recorder,
+        settings.mcp_refresh_seconds,
+        frozenset(toolset.entries),
     )
     limiter = ratelimit.RateLimiter(config.rate_limit, clock)
     sessions = None

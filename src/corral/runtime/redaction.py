@@ -55,7 +55,7 @@ def secrets_of(config: RuntimeConfig, env: Mapping[str, str]) -> list[str]:
     header values from Secrets, and each accepted client key (one per line)."""
     names = [m.api_key_env for m in config.models if m.api_key_env]
     names += [var for t in config.tools if t.http for var in t.http.header_envs.values()]
-    names += [var for server in config.mcp_servers for var in server.header_envs.values()]
+    names += [var for server in config.mcp_servers or [] for var in server.header_envs.values()]
     values = [env[name] for name in names if env.get(name)]
     if config.auth is not None:
         values += env.get(config.auth.api_keys_env, "").splitlines()
