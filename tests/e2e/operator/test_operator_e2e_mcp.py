@@ -1,0 +1,272 @@
+"""MCPServers end to end: the shared operator discovers real FastMCP servers (processes on
+loopback) into status, reports the ways discovery fails, keeps Agents' references, allow-lists
+and config hashes right, and never lets silent servers delay the others."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from operator_e2e import Cluster, OperatorProcess, config_hash, wait_for
+from operator_manifests import agent, mcp_server, secret
+
+from fakes.mcp_server import MCPServerProcess
+
+pytestmark = pytest.mark.cluster
+WAIT = 60
+TOKEN = "Bearer mcp-e2e-token"
+
+
+def condition(obj: dict[str, Any] | None, type_: str = "Ready") -> tuple[str, str] | None:
+    for found in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if found["type"] == type_:
+            return found["status"], found["reason"]
+    return None
+
+
+def server_of(kube: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
+    return kube.get("corral.dev/v1alpha1", "MCPServer", namespace, name)
+
+
+def wait_condition(
+    kube: Cluster,
+    op: OperatorProcess,
+    ns: str,
+    kind: str,
+    name: str,
+    want: tuple[str, str],
+    type_: str = "Ready",
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        obj = kube.get("corral.dev/v1alpha1", kind, ns, name)
+        return obj if condition(obj, type_) == want else None
+
+    return wait_for(
+        f"{kind} {ns}/{name} {type_}={want}",
+        probe,
+        WAIT,
+        lambda: f"{kube.get('corral.dev/v1alpha1', kind, ns, name)}\n{op.log_tail()}",
+    )
+
+
+@pytest.fixture(scope="module")
+def orders() -> Iterator[MCPServerProcess]:
+    with MCPServerProcess(None, "--require", f"Authorization={TOKEN}") as server:
+        yield server
+
+
+def test_discovery_writes_the_tools_ready_and_used_by_with_a_header_from_a_secret(
+    kube: Cluster,
+    shared_operator: OperatorProcess,
+    watched_namespace: str,
+    orders: MCPServerProcess,
+) -> None:
+    ns = watched_namespace
+    kube.apply(
+        ns,
+        secret("orders-mcp", token=TOKEN),
+        secret("wrong", token="Bearer nope"),
+        mcp_server(
+            "orders-mcp",
+            orders.url,
+            headersFrom=[
+                {"name": "Authorization", "secretKeyRef": {"name": "orders-mcp", "key": "token"}}
+            ],
+        ),
+        mcp_server(
+            "refused",
+            orders.url,
+            headersFrom=[
+                {"name": "Authorization", "secretKeyRef": {"name": "wrong", "key": "token"}}
+            ],
+        ),
+        agent("support", mcpServers=[{"name": "orders-mcp", "tools": ["lookup_order"]}]),
+    )
+
+    found = wait_condition(
+        kube, shared_operator, ns, "MCPServer", "orders-mcp", ("True", "Discovered")
+    )
+    names = {tool["name"] for tool in found["status"]["tools"]}
+    assert {"lookup_order", "header_digest", "big"} <= names
+    assert found["status"]["toolCount"] == len(names)
+    wait_for(
+        "usedBy lists the Agent",
+        lambda: (
+            (server_of(kube, ns, "orders-mcp") or {}).get("status", {}).get("usedBy") == ["support"]
+        ),
+        WAIT,
+        shared_operator.log_tail,
+    )
+    refused = wait_condition(
+        kube, shared_operator, ns, "MCPServer", "refused", ("False", "AuthFailed")
+    )
+    assert "HTTP 401" in refused["status"]["conditions"][0]["message"]
+    assert "nope" not in str(refused)
+    assert "mcp-e2e-token" not in shared_operator.log_tail(400)
+    table = kube.kubectl("get", "mcpservers", "-n", ns)
+    assert table.split()[:6] == ["NAME", "READY", "REASON", "TOOLS", "URL", "AGE"]
+
+
+def test_an_agent_naming_a_missing_server_waits_and_an_unlisted_allowed_tool_is_a_condition(
+    kube: Cluster,
+    shared_operator: OperatorProcess,
+    watched_namespace: str,
+    orders: MCPServerProcess,
+) -> None:
+    ns = watched_namespace
+    kube.apply(
+        ns,
+        agent(
+            "support",
+            mcpServers=[{"name": "orders-mcp", "tools": ["lookup_order", "cancel_order"]}],
+        ),
+    )
+    waiting = wait_condition(
+        kube, shared_operator, ns, "Agent", "support", ("False", "MissingReference")
+    )
+    ready_message = next(c for c in waiting["status"]["conditions"] if c["type"] == "Ready")
+    assert ready_message["message"] == "not found: MCPServer 'orders-mcp'"
+
+    kube.apply(
+        ns,
+        secret("orders-mcp", token=TOKEN),
+        mcp_server(
+            "orders-mcp",
+            orders.url,
+            headersFrom=[
+                {"name": "Authorization", "secretKeyRef": {"name": "orders-mcp", "key": "token"}}
+            ],
+        ),
+    )
+    found = wait_condition(
+        kube,
+        shared_operator,
+        ns,
+        "Agent",
+        "support",
+        ("False", "ToolNotOffered"),
+        "MCPToolsOffered",
+    )
+    message = next(c for c in found["status"]["conditions"] if c["type"] == "MCPToolsOffered")[
+        "message"
+    ]
+    assert "orders-mcp/cancel_order" in message
+    assert "lookup_order" not in message
+
+
+def test_a_spec_change_rolls_the_agents_a_new_tool_list_does_not(
+    kube: Cluster, shared_operator: OperatorProcess, watched_namespace: str
+) -> None:
+    ns = watched_namespace
+    with MCPServerProcess() as server:
+        kube.apply(
+            ns, mcp_server("tools", server.url), agent("support", mcpServers=[{"name": "tools"}])
+        )
+        wait_condition(kube, shared_operator, ns, "MCPServer", "tools", ("True", "Discovered"))
+        first = wait_for("a config hash", lambda: config_hash(kube.deployment(ns, "support")), WAIT)
+
+        _add_a_tool(server.url)
+        wait_for(
+            "the new tool in status",
+            lambda: (
+                "extra_tool" in {t["name"] for t in server_of(kube, ns, "tools")["status"]["tools"]}
+            ),
+            WAIT,
+            shared_operator.log_tail,
+        )
+        assert config_hash(kube.deployment(ns, "support")) == first
+
+        kube.apply(ns, mcp_server("tools", server.url, headers={"X-Team": "support"}))
+        wait_for(
+            "a new config hash",
+            lambda: config_hash(kube.deployment(ns, "support")) not in (None, first),
+            WAIT,
+            shared_operator.log_tail,
+        )
+
+
+def _add_a_tool(url: str) -> None:
+    import asyncio
+
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def call() -> None:
+        async with (
+            streamable_http_client(url) as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            await session.call_tool("add_tool", {})
+
+    asyncio.run(call())
+
+
+@pytest.fixture
+def silent_urls() -> Iterator[list[str]]:
+    """Ten TCP servers that accept connections and never answer a byte."""
+    listeners = []
+    for _ in range(10):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        listeners.append(listener)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept(listener: socket.socket) -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    threads = [threading.Thread(target=accept, args=(li,), daemon=True) for li in listeners]
+    for thread in threads:
+        thread.start()
+    yield [f"http://127.0.0.1:{li.getsockname()[1]}/mcp" for li in listeners]
+    stop.set()
+    for thread in threads:
+        thread.join()
+    for sock in held + listeners:
+        sock.close()
+
+
+TIMEOUT = 15
+
+
+def test_ten_silent_servers_do_not_delay_forty_others(
+    kube: Cluster,
+    shared_operator: OperatorProcess,
+    watched_namespace: str,
+    silent_urls: list[str],
+) -> None:
+    ns = watched_namespace
+    with MCPServerProcess() as one, MCPServerProcess() as two:
+        answering = [
+            mcp_server(f"good-{n:02}", (one, two)[n % 2].url, timeoutSeconds=TIMEOUT)
+            for n in range(40)
+        ]
+        silent = [
+            mcp_server(f"silent-{n:02}", url, timeoutSeconds=TIMEOUT)
+            for n, url in enumerate(silent_urls)
+        ]
+        kube.apply(ns, *silent, *answering)
+        applied = time.monotonic()
+
+        def all_ready() -> bool:
+            listed = kube.listed(ns, "corral.dev/v1alpha1", "MCPServer")
+            good = [o for o in listed if o["metadata"]["name"].startswith("good-")]
+            return len(good) == 40 and all(condition(o) == ("True", "Discovered") for o in good)
+
+        # The bound the issue sets: twice one server's timeout, whatever the silent ones do.
+        wait_for("40 answering MCPServers Ready", all_ready, 2 * TIMEOUT, shared_operator.log_tail)
+        assert time.monotonic() - applied < 2 * TIMEOUT
+        wait_condition(
+            kube, shared_operator, ns, "MCPServer", "silent-00", ("False", "Unreachable")
+        )
