@@ -67,11 +67,6 @@ class MCPServerStatus(ReferencedStatus):
     tool_count: int | None = Field(
         default=None, ge=0, description="How many tools the server listed (all of them)."
     )
-    last_discovery_time: str | None = Field(
-        default=None,
-        json_schema_extra={"format": "date-time"},
-        description="When the server was last asked for its tools (RFC 3339).",
-    )
 
 
 class MCPServerRef(Model):

@@ -8,10 +8,17 @@ checks it against the JSON Schema meta-schema.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
 import jsonschema
-from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from corral.api.common import AgentName, HttpUrl, Model, SecretKeySelector, cel_regex
 from corral.api.personas import ReferencedStatus
@@ -133,14 +140,18 @@ class HeaderSet(Model):
             raise ValueError(MSG_HEADER_NAMES)
         return value
 
-    @model_validator(mode="after")
-    def _headers_once(self) -> Self:
-        from_secrets = [header.name for header in self.headers_from or []]
+    @field_validator("headers_from")
+    @classmethod
+    def _headers_once(
+        cls, value: list[HeaderFromSecret] | None, info: ValidationInfo
+    ) -> list[HeaderFromSecret] | None:
+        # A field validator (not a model one), so the error names headersFrom, as the CRD does.
+        from_secrets = [header.name for header in value or []]
         if len(from_secrets) != len(set(from_secrets)):
             raise ValueError(MSG_UNIQUE_HEADERS_FROM)
-        if set(from_secrets) & set(self.headers or {}):
+        if set(from_secrets) & set(info.data.get("headers") or {}):
             raise ValueError(MSG_HEADER_TWICE)
-        return self
+        return value
 
 
 class HttpTarget(HeaderSet):
