@@ -22,7 +22,7 @@ from pathlib import Path
 from bench import figures, machine, procs, report, runtime_suite
 
 HERE = Path(__file__).resolve().parent
-SUITES = ("runtime", "operator")
+SUITES = ("runtime", "operator", "mcp")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -41,6 +41,10 @@ def _run_suite(name: str, args: argparse.Namespace, workdir: Path) -> figures.Su
     if name == "runtime":
         budget = runtime_suite.QUICK if args.quick else runtime_suite.FULL
         return runtime_suite.run(budget, workdir)
+    if name == "mcp":
+        from bench import mcp_suite
+
+        return mcp_suite.run(mcp_suite.QUICK if args.quick else mcp_suite.FULL, workdir)
     from bench import operator_suite
 
     plan = operator_suite.QUICK if args.quick else operator_suite.FULL

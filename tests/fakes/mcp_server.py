@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,45 @@ class MCPServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SilentServers:
+    """`count` TCP servers on loopback that accept connections and never answer a byte: an
+    MCP handshake that hangs. `urls` are their MCP endpoints."""
+
+    def __init__(self, count: int = 1) -> None:
+        self._listeners = []
+        for _ in range(count):
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(64)
+            listener.settimeout(0.1)
+            self._listeners.append(listener)
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._accept, args=(li,), daemon=True) for li in self._listeners
+        ]
+        self.urls = [f"http://127.0.0.1:{li.getsockname()[1]}/mcp" for li in self._listeners]
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                self._held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    def __enter__(self) -> SilentServers:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        for sock in self._held + self._listeners:
+            sock.close()
 
 
 if __name__ == "__main__":

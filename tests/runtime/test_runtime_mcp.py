@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,7 +15,7 @@ from runtime_harness import AGENT, Running, ToolReply, ToolServer, agent_config
 from corral.runtime import mcptools
 from corral.runtime.settings import Settings
 from fakes import scripts
-from fakes.mcp_server import MCPServerProcess
+from fakes.mcp_server import MCPServerProcess, SilentServers
 from fakes.openai_server import FakeOpenAI
 
 USER = [{"role": "user", "content": "Where is order 7?"}]
@@ -192,29 +191,9 @@ def test_tools_list_changed_refreshes_what_the_model_is_offered(
 
 @pytest.fixture
 def silent_server() -> Iterator[str]:
-    """A TCP server that accepts connections and never answers: a handshake that hangs."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/mcp"
-    stop.set()
-    thread.join()
-    for connection in held:
-        connection.close()
-    listener.close()
+    """An MCP endpoint that accepts connections and never answers: a handshake that hangs."""
+    with SilentServers(1) as silent:
+        yield silent.urls[0]
 
 
 def test_a_server_that_never_answers_the_handshake_leaves_the_other_tools_working(

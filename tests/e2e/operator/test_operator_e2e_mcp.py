@@ -4,8 +4,6 @@ and config hashes right, and never lets silent servers delay the others."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +12,7 @@ import pytest
 from operator_e2e import Cluster, OperatorProcess, config_hash, wait_for
 from operator_manifests import agent, mcp_server, secret
 
-from fakes.mcp_server import MCPServerProcess
+from fakes.mcp_server import MCPServerProcess, SilentServers
 
 pytestmark = pytest.mark.cluster
 WAIT = 60
@@ -208,36 +206,12 @@ def _add_a_tool(url: str) -> None:
 
 @pytest.fixture
 def silent_urls() -> Iterator[list[str]]:
-    """Ten TCP servers that accept connections and never answer a byte."""
-    listeners = []
-    for _ in range(10):
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        listeners.append(listener)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept(listener: socket.socket) -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    threads = [threading.Thread(target=accept, args=(li,), daemon=True) for li in listeners]
-    for thread in threads:
-        thread.start()
-    yield [f"http://127.0.0.1:{li.getsockname()[1]}/mcp" for li in listeners]
-    stop.set()
-    for thread in threads:
-        thread.join()
-    for sock in held + listeners:
-        sock.close()
+    """Ten MCP endpoints that accept connections and never answer a byte."""
+    with SilentServers(10) as silent:
+        yield silent.urls
 
 
-TIMEOUT = 15
+TIMEOUT = 30
 
 
 def test_ten_silent_servers_do_not_delay_forty_others(

@@ -10,7 +10,7 @@ import pytest
 
 from corral.api.mcpservers import MCPServerSpec
 from corral.operator import discovering
-from fakes.mcp_server import MCPServerProcess
+from fakes.mcp_server import MCPServerProcess, SilentServers
 
 
 @pytest.fixture(scope="module", params=["streamable-http", "sse"])
@@ -53,11 +53,8 @@ async def test_nothing_listening_is_unreachable() -> None:
 
 @pytest.mark.anyio
 async def test_a_handshake_never_answered_is_unreachable_after_the_timeout() -> None:
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}/mcp"
-        found = await discovering.discover(spec(url, timeoutSeconds=1), {})
+    with SilentServers(1) as silent:
+        found = await discovering.discover(spec(silent.urls[0], timeoutSeconds=1), {})
     assert (found.reason, found.message) == (
         "Unreachable",
         "no answer to the MCP handshake within 1s",
