@@ -124,7 +124,7 @@ async def mcp_server_event(type: str | None, body: kopf.Body, memo: kopf.Memo, *
     # Its discovery runs in its own task; a new generation also reconciles the Agents using it.
     operator = _operator(memo)
     if operator.discoveries is not None:
-        operator.discoveries.observe(type, *indexing.identity(body))
+        operator.discoveries.observe(type, body)
     operator.referenced_changed(groups.MCPSERVER, type, body)
 
 

@@ -9,9 +9,10 @@ the header values of `headersFrom` from their Secrets (they go to the server and
 else), discovers (`discovering`, bounded by the server's timeout), and patches `/status` only
 when it differs (`mcpstatuses`). A round runs at start, when `wake` is called (the spec, a
 Secret or the Agents using the server changed: `operating` calls it) and every
-`mcp_discovery_interval_seconds` (`mcp_retry_seconds` after a failed discovery). When the
-listed tool names change, the Agents using the server are reconciled (their allow-lists are
-checked against the list; their pods do not roll: the runtime lists tools itself).
+`mcp_discovery_interval_seconds` (`mcp_retry_seconds` after a failed discovery). When an
+event shows the listed tool names changed, the Agents using the server are reconciled (their
+allow-lists are checked against the list; their pods do not roll: the runtime lists tools
+itself).
 Does I/O through `kube.Kube`.
 """
 
@@ -52,18 +53,28 @@ class Discoveries:
     _running: dict[Name, tuple[asyncio.Task[None], asyncio.Event]] = dataclasses.field(
         default_factory=dict
     )
+    _listed: dict[Name, list[str]] = dataclasses.field(default_factory=dict)
 
-    def observe(self, event_type: str | None, namespace: str, name: str) -> None:
-        """An MCPServer event: start its discovery task when first seen, stop it when gone."""
-        key = (namespace, name)
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """An MCPServer event: start its discovery task when first seen, stop it when gone;
+        when the tool names in its status changed, reconcile its Agents (from the event, so
+        the index the reconcile reads already holds the new names)."""
+        key = indexing.identity(body)
         if event_type == "DELETED":
             running = self._running.pop(key, None)
+            self._listed.pop(key, None)
             if running is not None:
                 running[0].cancel()
-        elif key not in self._running:
+            return
+        if key not in self._running:
             wake = asyncio.Event()
-            task = asyncio.create_task(self._run(namespace, name, wake), name=f"mcp {key}")
+            task = asyncio.create_task(self._run(*key, wake), name=f"mcp {key}")
             self._running[key] = (task, wake)
+        names = mcpstatuses.tool_names(body.get("status"))
+        before = self._listed.get(key)
+        self._listed[key] = names
+        if before is not None and before != names:
+            self.tools_changed(*key)
 
     def wake(self, namespace: str, name: str) -> None:
         """Discover the server again now (no-op for a server not seen yet)."""
@@ -151,5 +162,3 @@ class Discoveries:
         await self.client.patch_status(
             groups.MCPSERVER, url, statuses.merge_patch(previous, status)
         )
-        if mcpstatuses.tool_names(status) != mcpstatuses.tool_names(previous):
-            self.tools_changed(namespace, name)
