@@ -3,6 +3,7 @@ runtime in front of the scripted fake model, the official `openai` SDK as the cl
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
@@ -12,7 +13,8 @@ from typing import Any
 import pytest
 from runtime_harness import AGENT, Running, ToolReply, ToolServer, agent_config
 
-from corral.runtime import mcptools
+from corral.api.runtimeconfig import McpServerConfig
+from corral.runtime import mcpsessions, mcptools
 from corral.runtime.settings import Settings
 from fakes import scripts
 from fakes.mcp_server import MCPServerProcess, SilentServers
@@ -312,3 +314,19 @@ def test_function_names_are_deterministic_valid_and_distinct() -> None:
     assert all(mcptools.FUNCTION_NAME.fullmatch(name) for name in names)
     assert mcptools.function_name("orders.mcp", "lookup_order") == "orders_mcp__lookup_order"
     assert mcptools.function_name("a", long_tool) == mcptools.function_name("a", long_tool)
+
+
+@pytest.mark.anyio
+async def test_a_handshake_the_server_refuses_fails_at_once_instead_of_retrying(
+    mcp_server: MCPServerProcess,
+) -> None:
+    wrong = mcp_server.url.rsplit("/", 1)[0] + "/not-mcp"
+    config = McpServerConfig(name="orders-mcp", url=wrong, transport=transport_of(mcp_server))
+    session = mcpsessions.Session(config, {})
+    try:
+        # Retrying (what a server being restarted gets) would run into this deadline instead.
+        async with asyncio.timeout(20):
+            with pytest.raises(mcpsessions.Unreachable, match="HTTP 404"):
+                await session.call_tool("lookup_order", {"order_id": "7"}, retry_harmless=True)
+    finally:
+        await session.close()

@@ -30,6 +30,7 @@ UNREACHABLE = "Unreachable"
 AUTH_FAILED = "AuthFailed"
 HANDSHAKE_FAILED = "HandshakeFailed"
 MAX_PAGES = 20
+SESSION_TERMINATED = 32600  # the SDK's error code for an HTTP 404 from a streamable endpoint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +112,9 @@ def _failure(err: BaseException) -> Discovery:
                     f"the server answered HTTP {status}: check headers and headersFrom",
                 )
             return Discovery(HANDSHAKE_FAILED, f"the server answered HTTP {status}")
+        if isinstance(leaf, McpError) and leaf.error.code == SESSION_TERMINATED:
+            # What the SDK's streamable HTTP client makes of a 404 (no MCP endpoint there).
+            return Discovery(HANDSHAKE_FAILED, "the server answered HTTP 404")
         if isinstance(leaf, McpError):
             return Discovery(HANDSHAKE_FAILED, f"MCP error: {leaf.error.message[:300]}")
     for leaf in leaves:

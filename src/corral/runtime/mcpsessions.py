@@ -44,7 +44,8 @@ MAX_BACKOFF = 1.0
 # Causes of a connection's end that prove the server never saw what was being sent.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, ConnectionRefusedError)
 # JSON-RPC answers that mean "this session is gone", not "the call failed".
-_SESSION_GONE_CODES = frozenset({types.CONNECTION_CLOSED, 32600})
+_SESSION_TERMINATED = 32600  # the SDK's code for HTTP 404: "Session terminated"
+_SESSION_GONE_CODES = frozenset({types.CONNECTION_CLOSED, _SESSION_TERMINATED})
 
 OnInitialized = Callable[[str], None]
 """Told the reason ("first", "session_gone", "connection_lost") of each new session."""
@@ -136,7 +137,7 @@ class Session:
         except (McpError, anyio.ClosedResourceError, anyio.BrokenResourceError, _Ended) as err:
             if isinstance(err, McpError) and err.error.code not in _SESSION_GONE_CODES:
                 raise
-            gone = isinstance(err, McpError) and err.error.code == 32600
+            gone = isinstance(err, McpError) and err.error.code == _SESSION_TERMINATED
         await self._drop(connection)
         self._next_reason = "session_gone" if gone else "connection_lost"
         if not (gone or connection.never_sent() or retry_harmless):
@@ -286,12 +287,14 @@ def _flatten(err: BaseException) -> list[BaseException]:
 
 
 def _worth_retrying(connection: _Connection) -> bool:
-    """A handshake that failed for want of a server (refused, reset, 404/502/503) may work in
-    a moment; one the server refused (401/403, a bad path, a protocol error) will not."""
-    if connection.never_sent():
-        return True
-    dropped = (httpx.ReadError, httpx.RemoteProtocolError)
-    return any(isinstance(cause, dropped) for cause in connection.causes)
+    """A handshake that failed for want of a server (refused, reset, 502/503 from a proxy)
+    may work in a moment; one the server answered (401/403, 404 for a wrong path, a protocol
+    error) will not, and fails the call at once instead of holding it to its deadline."""
+    answered = [c for c in connection.causes if isinstance(c, httpx.HTTPStatusError)]
+    if any(c.response.status_code not in (502, 503) for c in answered):
+        return False
+    dropped = (httpx.ReadError, httpx.RemoteProtocolError, *_NEVER_SENT)
+    return bool(answered) or any(isinstance(cause, dropped) for cause in connection.causes)
 
 
 def _describe(err: BaseException) -> str:
@@ -300,6 +303,8 @@ def _describe(err: BaseException) -> str:
     for leaf in _flatten(err):
         if isinstance(leaf, httpx.HTTPStatusError):
             return f"the server answered HTTP {leaf.response.status_code}"
+        if isinstance(leaf, McpError) and leaf.error.code == _SESSION_TERMINATED:
+            return "the server answered HTTP 404"
         if isinstance(leaf, McpError):
             return f"the server refused the handshake: {leaf.error.message[:200]}"
     leaf = _flatten(err)[0]

@@ -43,6 +43,15 @@ async def test_a_refused_header_is_auth_failed(server: MCPServerProcess) -> None
 
 
 @pytest.mark.anyio
+async def test_a_wrong_path_is_a_failed_handshake_naming_the_status(
+    server: MCPServerProcess,
+) -> None:
+    url = server.url.rsplit("/", 1)[0] + "/not-mcp"
+    found = await discovering.discover(spec(url), {"X-Team": "support"})
+    assert (found.reason, found.message) == ("HandshakeFailed", "the server answered HTTP 404")
+
+
+@pytest.mark.anyio
 async def test_nothing_listening_is_unreachable() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
