@@ -4,7 +4,6 @@ and config hashes right, and never lets silent servers delay the others."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -226,7 +225,6 @@ def test_ten_silent_servers_do_not_delay_forty_others(
             for n, url in enumerate(silent_urls)
         ]
         kube.apply(ns, *silent, *answering)
-        applied = time.monotonic()
 
         def all_ready() -> bool:
             listed = kube.listed(ns, "corral.dev/v1alpha1", "MCPServer")
@@ -234,8 +232,8 @@ def test_ten_silent_servers_do_not_delay_forty_others(
             return len(good) == 40 and all(condition(o) == ("True", "Discovered") for o in good)
 
         # The bound the issue sets: twice one server's timeout, whatever the silent ones do.
+        # Serialized, the silent ones alone would take 10 timeouts.
         wait_for("40 answering MCPServers Ready", all_ready, 2 * TIMEOUT, shared_operator.log_tail)
-        assert time.monotonic() - applied < 2 * TIMEOUT
         wait_condition(
             kube, shared_operator, ns, "MCPServer", "silent-00", ("False", "Unreachable")
         )
