@@ -44,6 +44,12 @@ def build(name: str, port: int) -> FastMCP:  # type: ignore[type-arg]
         return hashlib.sha256(value.encode()).hexdigest()
 
     @server.tool()
+    def trace_parent(ctx: Context) -> str:  # type: ignore[type-arg]
+        """The `traceparent` the call carried in its `_meta` ("" without one)."""
+        meta = ctx.request_context.meta
+        return str(getattr(meta, "traceparent", "") or "") if meta is not None else ""
+
+    @server.tool()
     def big(size: int) -> str:
         """A text of `size` characters."""
         return "x" * size

@@ -114,12 +114,17 @@ class Session:
         return await self._with_session(listing, retry_harmless=True)
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], retry_harmless: bool
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        retry_harmless: bool,
+        meta: dict[str, Any] | None = None,
     ) -> types.CallToolResult:
-        """Call a tool; `retry_harmless` allows a resend when the connection dropped mid-call."""
+        """Call a tool; `retry_harmless` allows a resend when the connection dropped mid-call.
+        `meta` goes in the request's `_meta` (the W3C trace context)."""
 
         async def calling(session: ClientSession) -> types.CallToolResult:
-            return await session.call_tool(name, arguments)
+            return await session.call_tool(name, arguments, meta=meta)
 
         return await self._with_session(calling, retry_harmless)
 

@@ -19,7 +19,8 @@ order and each server's tools by name, so the same lists always give the same fu
 Arguments are validated against the tool's `inputSchema` by the runner, like any tool; the
 result's text blocks (or its structured content, as JSON, when there is no text) are capped
 at `maxResultBytes` with the same note as HTTP tools; `isError` results, JSON-RPC errors,
-lost sessions and timeouts reach the model as `error: ...` tool results. Does network I/O.
+lost sessions and timeouts reach the model as `error: ...` tool results. A traced call sends
+its W3C trace context in the request's `params._meta`. Does network I/O.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from mcp import types
 from mcp.shared.exceptions import McpError
 
 from corral.api.runtimeconfig import McpServerConfig
-from corral.runtime import mcpsessions, tools
+from corral.runtime import mcpsessions, tools, tracing
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,14 @@ class McpTarget:
 
     async def call(self, call: tools.Call, arguments: dict[str, Any]) -> str:
         server = self.session.server.name
+        # The W3C trace context goes in `params._meta` (OpenTelemetry's MCP conventions).
+        meta: dict[str, Any] = {}
+        if call.span.is_recording():
+            tracing.inject(meta, call.span)
         try:
-            result = await self.session.call_tool(self.tool, arguments, self.retry_harmless)
+            result = await self.session.call_tool(
+                self.tool, arguments, self.retry_harmless, meta or None
+            )
         except mcpsessions.Unreachable as err:
             raise tools.ToolFailed(
                 "unreachable", f"the MCP server {server!r} could not be reached: {err}"
