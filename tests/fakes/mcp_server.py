@@ -2,12 +2,15 @@
 
     python tests/fakes/mcp_server.py --port 8931 [--transport sse] [--require HEADER=VALUE]
 
-Tools: `lookup_order` (read-only: a resend is harmless), `header_digest` (SHA-256 of the request
-header named by its argument), `big` (a text of `size` characters), `fail` (an `isError` result),
-`slow` (sleeps), `add_tool` (registers `extra_tool` and tells clients `tools/list_changed`).
-With `--require H=V` every request without header H = V is answered 401. `MCPServerProcess`
-starts it as a child (hack/childproc) and waits until it accepts connections; tests kill and
-restart it on the same port. Network I/O on loopback.
+Tools: `lookup_order` (read-only: a resend is harmless; with `hold` and `--hold-file F` the
+first such call creates F and never answers, for killing the server under it),
+`header_digest` (SHA-256 of the request header named by its argument), `trace_parent` (the
+`traceparent` of the call's `_meta`), `big` (a text of `size` characters), `fail` (an
+`isError` result), `slow` (sleeps), `add_tool` (registers `extra_tool` and tells clients
+`tools/list_changed`). With `--require H=V` every request without header H = V is answered
+401. `MCPServerProcess` starts it as a child (hack/childproc) and waits until it accepts
+connections; tests kill and restart it on the same port. `SilentServers` accept connections
+and never answer. Network I/O on loopback.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ from mcp.types import ToolAnnotations
 HERE = Path(__file__).resolve().parent
 
 
-def build(name: str, port: int) -> FastMCP:  # type: ignore[type-arg]
+def build(name: str, port: int, hold_file: Path | None = None) -> FastMCP:  # type: ignore[type-arg]
     server = FastMCP(name, host="127.0.0.1", port=port, log_level="WARNING")
 
     @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
-    def lookup_order(order_id: str) -> str:
+    async def lookup_order(order_id: str, hold: bool = False) -> str:
         """Look up an order by its id."""
+        if hold and _first_hold(hold_file):
+            await asyncio.sleep(3600)  # the test kills this server now: the call is in flight
         return f"order {order_id}: shipped"
 
     @server.tool()
@@ -80,6 +85,14 @@ def build(name: str, port: int) -> FastMCP:  # type: ignore[type-arg]
     return server
 
 
+def _first_hold(hold_file: Path | None) -> bool:
+    """Whether this is the first held call (it creates `hold_file` for the test to see)."""
+    if hold_file is None or hold_file.exists():
+        return False
+    hold_file.touch()
+    return True
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -87,11 +100,12 @@ def main(argv: list[str]) -> None:
     transports = ["streamable-http", "sse"]
     parser.add_argument("--transport", choices=transports, default=transports[0])
     parser.add_argument("--require", default=None, help="HEADER=VALUE every request must carry")
+    parser.add_argument("--hold-file", type=Path, default=None, help="see lookup_order(hold)")
     args = parser.parse_args(argv)
 
     import uvicorn
 
-    server = build(args.name, args.port)
+    server = build(args.name, args.port, args.hold_file)
     app = server.sse_app() if args.transport == "sse" else server.streamable_http_app()
     if args.require:
         header, value = args.require.split("=", 1)

@@ -8,6 +8,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -255,16 +256,27 @@ CALLS_PER_TURN = 5
 REQUESTS = 100
 
 
+def kill_when_held(server: MCPServerProcess, held: Path) -> None:
+    """Kill the server once a call is held in it (in flight), then start it again."""
+    for _ in range(1200):  # bounded: 60 s
+        if held.exists():
+            break
+        threading.Event().wait(0.05)
+    server.kill()
+    server.start()
+
+
 @pytest.mark.parametrize("transport", ["streamable-http", "sse"])
 def test_the_server_killed_and_restarted_during_500_calls_costs_no_call(
-    with_mcp: Callable[..., Running], upstream: FakeOpenAI, transport: str
+    with_mcp: Callable[..., Running], upstream: FakeOpenAI, transport: str, tmp_path: Path
 ) -> None:
+    held = tmp_path / "held"
     options = ("--transport", "sse") if transport == "sse" else ()
-    server = MCPServerProcess(None, *options).start()
+    server = MCPServerProcess(None, *options, "--hold-file", str(held)).start()
     agent = with_mcp(server_config(server.url, transport=transport))
     for request in range(REQUESTS):
         calls = [
-            scripts.call(LOOKUP, {"order_id": f"{request}-{n}"}, id=f"c{n}")
+            scripts.call(LOOKUP, {"order_id": f"{request}-{n}", "hold": request == 90}, id=f"c{n}")
             for n in range(CALLS_PER_TURN)
         ]
         upstream.enqueue(scripts.tool_calls(*calls), scripts.text(f"answer {request}"))
@@ -280,6 +292,9 @@ def test_the_server_killed_and_restarted_during_500_calls_costs_no_call(
                 restarts[-1].join()
                 server.kill()
                 server.start()
+            if request == 90:  # killed with a call in flight: a read-only tool is sent again
+                restarts.append(threading.Thread(target=kill_when_held, args=(server, held)))
+                restarts[-1].start()
             answer = client.chat.completions.create(model=AGENT, messages=USER)
             assert answer.choices[0].message.content == f"answer {request}"
     finally:
@@ -296,7 +311,8 @@ def test_the_server_killed_and_restarted_during_500_calls_costs_no_call(
         agent.sample("corral_mcp_session_initializations_total", server="orders-mcp", reason=r) or 0
         for r in ("session_gone", "connection_lost")
     )
-    assert reinitialized >= 2
+    assert held.exists(), "a call was in flight when the server was killed"
+    assert reinitialized >= 3
 
 
 def test_function_names_are_deterministic_valid_and_distinct() -> None:

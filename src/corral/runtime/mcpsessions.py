@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -29,7 +29,6 @@ from mcp import types
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import McpError
 
 from corral.api.runtimeconfig import McpServerConfig
@@ -94,7 +93,8 @@ class Session:
         self._on_list_changed = on_list_changed
         self._lock = asyncio.Lock()
         self._current: _Connection | None = None
-        self._next_reason = "first"
+        self._next_reason: str | None = "first"
+        """Why the next session is set up; None after the first one: the last one was lost."""
         self._closed = False
 
     async def list_tools(self) -> list[types.Tool]:
@@ -144,7 +144,7 @@ class Session:
                 raise
             gone = isinstance(err, McpError) and err.error.code == _SESSION_TERMINATED
         await self._drop(connection)
-        self._next_reason = "session_gone" if gone else "connection_lost"
+        self._next_reason = "session_gone" if gone else None
         if not (gone or connection.never_sent() or retry_harmless):
             raise SessionLost(
                 "the connection to the MCP server dropped during the call; it may have run,"
@@ -164,7 +164,7 @@ class Session:
         """The live connection, set up (with backoff, until the caller's deadline) if needed."""
         async with self._lock:
             current = self._current
-            if current is not None and not current.ended.done():
+            if current is not None and not (current.ended.done() or current.closing.is_set()):
                 return current
             delay = FIRST_BACKOFF
             while True:
@@ -185,7 +185,8 @@ class Session:
                     delay = min(delay * 2, MAX_BACKOFF)
                     continue
                 self._current = connection
-                self._on_initialized(self._next_reason)
+                self._on_initialized(self._next_reason or "connection_lost")
+                self._next_reason = None
                 return connection
 
     def _start(self) -> _Connection:
@@ -200,7 +201,7 @@ class Session:
         """Enter the transport and the session, initialize, hold them until told to close."""
         try:
             async with contextlib.AsyncExitStack() as stack:
-                read, write = await stack.enter_async_context(self._transport())
+                read, write = await stack.enter_async_context(self._transport(connection))
                 session = await stack.enter_async_context(
                     ClientSession(read, write, message_handler=self._on_message)
                 )
@@ -219,20 +220,33 @@ class Session:
                 self._current = None
 
     @contextlib.asynccontextmanager
-    async def _transport(self) -> Any:
+    async def _transport(self, connection: _Connection) -> Any:
         server = self.server
-        timeout = httpx.Timeout(server.timeout_seconds, read=STREAM_READ_SECONDS)
+
+        def client(
+            headers: dict[str, str] | None = None,
+            timeout: httpx.Timeout | None = None,
+            auth: httpx.Auth | None = None,
+        ) -> httpx.AsyncClient:
+            watched = _Watched(httpx.AsyncHTTPTransport(), lambda err: _dropped(connection, err))
+            return httpx.AsyncClient(
+                headers=self._headers,
+                timeout=httpx.Timeout(server.timeout_seconds, read=STREAM_READ_SECONDS),
+                auth=auth,
+                transport=watched,
+            )
+
         if server.transport == "sse":
             async with sse_client(
                 server.url,
-                headers=self._headers,
                 timeout=server.timeout_seconds,
                 sse_read_timeout=STREAM_READ_SECONDS,
+                httpx_client_factory=client,
             ) as (read, write):
                 yield read, write
             return
         async with (
-            create_mcp_http_client(headers=self._headers, timeout=timeout) as http,
+            client() as http,
             streamable_http_client(server.url, http_client=http) as (read, write, _),
         ):
             yield read, write
@@ -260,6 +274,52 @@ class Session:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+class _Watched(httpx.AsyncBaseTransport):
+    """The HTTP transport of one connection, telling it when the server dropped a response
+    mid-way: the SDK's streamable HTTP client swallows that (the call it answered would then
+    wait forever), so the connection is ended and its calls fail over to a new one."""
+
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, on_drop: Callable[[BaseException], None]
+    ) -> None:
+        self._inner = inner
+        self._on_drop = on_drop
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _WatchedStream(response.stream, self._on_drop)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _WatchedStream(httpx.AsyncByteStream):
+    def __init__(
+        self, inner: httpx.AsyncByteStream, on_drop: Callable[[BaseException], None]
+    ) -> None:
+        self._inner = inner
+        self._on_drop = on_drop
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except (httpx.ReadError, httpx.RemoteProtocolError) as err:
+            self._on_drop(err)
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _dropped(connection: _Connection, err: BaseException) -> None:
+    """A response of the connection was cut: end the connection (its calls see `_Ended`)."""
+    connection.causes.append(err)
+    connection.closing.set()
 
 
 class _Ended(Exception):
