@@ -24,7 +24,7 @@ from pathlib import Path
 from bench import figures, machine, procs, report, runtime_suite, sharedstate_suite
 
 HERE = Path(__file__).resolve().parent
-SUITES = ("runtime", "operator", "sharedstate")
+SUITES = ("runtime", "operator", "sharedstate", "mcp")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -52,6 +52,10 @@ def _run_suite(name: str, args: argparse.Namespace, workdir: Path) -> figures.Su
     if name == "sharedstate":
         shared = sharedstate_suite.QUICK if args.quick else sharedstate_suite.FULL
         return sharedstate_suite.run(shared, workdir)
+    if name == "mcp":
+        from bench import mcp_suite
+
+        return mcp_suite.run(mcp_suite.QUICK if args.quick else mcp_suite.FULL, workdir)
     from bench import operator_suite
 
     plan = operator_suite.QUICK if args.quick else operator_suite.FULL

@@ -80,6 +80,12 @@ class Child:
                 self._proc.kill()
                 self._proc.wait(timeout=grace)
 
+    def kill(self) -> None:
+        """SIGKILL the child (no clean shutdown: connections are cut) and reap it."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=STOP_GRACE)
+
     def close(self) -> None:
         """Terminate the child and drop its output."""
         self.terminate()

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from runtime_harness import AGENT, Running, ToolReply, ToolServer, agent_config
 
+from corral.runtime.settings import Settings
 from fakes import scripts
+from fakes.mcp_server import MCPServerProcess
 from fakes.openai_server import FakeOpenAI
 from otelcol import Collector, Span
 
@@ -113,3 +115,33 @@ def test_a_chat_with_a_tool_and_an_agent_call_is_one_trace(
     everything = repr([s.attributes for s in spans])
     assert QUESTION not in everything
     assert SECRET_WORD not in everything, "no prompt or tool-argument text in spans"
+
+
+def test_an_mcp_tool_call_carries_its_span_to_the_server_in_meta(
+    serve: Callable[..., Running],
+    upstream: FakeOpenAI,
+    otel_collector: Collector,
+    otel_env: dict[str, str],
+) -> None:
+    with MCPServerProcess() as server:
+        servers = [{"name": "orders-mcp", "url": server.url}]
+        agent = serve(
+            agent_config(upstream.base_url, mcpServers=servers),
+            env=otel_env,
+            settings=Settings(mcp_startup_seconds=15),
+        )
+        upstream.enqueue(
+            scripts.tool_calls(scripts.call("orders-mcp__trace_parent", {})),
+            scripts.text("Traced."),
+        )
+        agent.client().chat.completions.create(
+            model=AGENT, messages=[{"role": "user", "content": QUESTION}]
+        )
+
+    spans = otel_collector.spans(until=lambda got: len(got) >= 4, timeout=20)
+    tool = one(spans, "execute_tool orders-mcp__trace_parent")
+    assert tool.attributes["corral.tool.kind"] == "mcp"
+    (received,) = [
+        m["content"] for m in upstream.requests[1].body["messages"] if m["role"] == "tool"
+    ]
+    assert received.split("-")[1:3] == [tool.trace_id, tool.span_id]

@@ -38,10 +38,10 @@ app.kubernetes.io/component: operator
 {{/* The rules the operator needs, shared by the ClusterRole and the per-namespace Roles. */}}
 {{- define "corral.rules" -}}
 - apiGroups: [corral.dev]
-  resources: [agents, personas, tools]
+  resources: [agents, personas, tools, mcpservers]
   verbs: [get, list, watch, patch]
 - apiGroups: [corral.dev]
-  resources: [agents/status, personas/status, tools/status]
+  resources: [agents/status, personas/status, tools/status, mcpservers/status]
   verbs: [get, patch]
 # Children carry blockOwnerDeletion: clusters enforcing owner-reference permissions
 # (OwnerReferencesPermissionEnforcement, e.g. OpenShift) require this to set it.

@@ -14,6 +14,7 @@ from corral.api.common import (
     ObjectName,
     SecretKeySelector,
 )
+from corral.api.mcpservers import MSG_UNIQUE_SERVERS, MCPServerRef
 from corral.api.placement import Affinity, Labels, ResourceRequirements, Toleration
 from corral.api.sharedstate import BudgetSpec, PricingSpec, StateStoreSpec
 
@@ -168,6 +169,12 @@ class AgentSpec(Model):
                     "message": MSG_COST_NEEDS_PRICING,
                     "fieldPath": ".budget",
                 },
+                {
+                    "rule": "!has(self.mcpServers) || "
+                    "self.mcpServers.all(t, self.mcpServers.exists_one(u, u.name == t.name))",
+                    "message": MSG_UNIQUE_SERVERS,
+                    "fieldPath": ".mcpServers",
+                },
             ]
         }
     )
@@ -184,6 +191,12 @@ class AgentSpec(Model):
     )
     tools: list[LocalObjectReference] | None = Field(
         default=None, max_length=32, description="Tools in this namespace the model may call."
+    )
+    mcp_servers: list[MCPServerRef] | None = Field(
+        default=None,
+        alias="mcpServers",
+        max_length=16,
+        description="MCPServers in this namespace whose tools the model may call.",
     )
     max_tool_iterations: int = Field(
         default=8, ge=1, le=64, description="Model turns per request before giving up on tools."
@@ -270,6 +283,9 @@ class AgentSpec(Model):
             and any(m.pricing is None for m in models)
         ):
             raise ValueError(MSG_COST_NEEDS_PRICING)
+        servers = [server.name for server in self.mcp_servers or []]
+        if len(servers) != len(set(servers)):
+            raise ValueError(MSG_UNIQUE_SERVERS)
         return self
 
 

@@ -1,4 +1,4 @@
-"""The CustomResourceDefinitions of Agent, Persona and Tool, generated from the models.
+"""The CustomResourceDefinitions of Agent, Persona, Tool and MCPServer, from the models.
 
 `definitions()` is pure: models in, `apiextensions.k8s.io/v1` CRD dicts out. `run()` is what
 `corral crds` calls; it writes YAML to a stream or to one file per CRD (the checked-in `crds/`).
@@ -64,11 +64,19 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("URL", "string", ".spec.http.url", "URL template of an HTTP tool.", 1),
         Column("Agent", "string", ".spec.agent.name", "Agent serving an agent tool.", 1),
     ),
+    groups.MCPSERVER: (
+        *READY_COLUMNS,
+        Column("Tools", "integer", ".status.toolCount", "Tools the server lists."),
+        Column("URL", "string", ".spec.url", "The server's MCP endpoint."),
+        AGE,
+        dataclasses.replace(USED_BY, priority=1),
+        Column("Transport", "string", ".spec.transport", "streamable-http or sse.", 1),
+    ),
 }
 
 
 def definitions() -> list[Crd]:
-    """The three CRDs, in kind order: Agent, Persona, Tool."""
+    """The CRDs, in kind order: Agent, Persona, Tool, MCPServer."""
     return [definition(kind) for kind in resources.BY_KIND]
 
 

@@ -10,9 +10,10 @@ CATEGORY: Final = "corral"
 AGENT: Final = "Agent"
 PERSONA: Final = "Persona"
 TOOL: Final = "Tool"
+MCPSERVER: Final = "MCPServer"
 
-PLURALS: Final = {AGENT: "agents", PERSONA: "personas", TOOL: "tools"}
-SHORT_NAMES: Final = {AGENT: ["ag"], PERSONA: ["pers"], TOOL: ["tl"]}
+PLURALS: Final = {AGENT: "agents", PERSONA: "personas", TOOL: "tools", MCPSERVER: "mcpservers"}
+SHORT_NAMES: Final = {AGENT: ["ag"], PERSONA: ["pers"], TOOL: ["tl"], MCPSERVER: ["mcp"]}
 
 # The runtime config lives under this key in the Agent's ConfigMap and is mounted at this path.
 RUNTIME_CONFIG_KEY: Final = "runtime.json"

@@ -1,4 +1,4 @@
-"""The field reference of Agent, Persona and Tool as Markdown (`docs/reference.md`).
+"""The field reference of every Corral kind as Markdown (`docs/reference.md`).
 
 Generated from the same structural schemas as the CRDs, so it documents exactly what the API
 server enforces: every field with its type, default, bounds and description, and every

@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, model_validator
 from corral.api import groups
 from corral.api.agents import AgentSpec, AgentStatus
 from corral.api.common import DNS_1035_LABEL, DNS_LABEL, Model, ObjectMeta, cel_regex
+from corral.api.mcpservers import MCPServerSpec, MCPServerStatus
 from corral.api.personas import PersonaSpec, PersonaStatus
 from corral.api.tools import ToolSpec, ToolStatus
 
@@ -95,11 +96,20 @@ class Tool(Resource):
         return self
 
 
-Object = Agent | Persona | Tool
-BY_KIND: dict[str, type[Agent] | type[Persona] | type[Tool]] = {
+class MCPServer(Resource):
+    """An MCPServer: a remote MCP server whose tools Agents may use."""
+
+    kind: Literal["MCPServer"]
+    spec: MCPServerSpec
+    status: MCPServerStatus | None = None
+
+
+Object = Agent | Persona | Tool | MCPServer
+BY_KIND: dict[str, type[Agent] | type[Persona] | type[Tool] | type[MCPServer]] = {
     groups.AGENT: Agent,
     groups.PERSONA: Persona,
     groups.TOOL: Tool,
+    groups.MCPSERVER: MCPServer,
 }
 
 
@@ -115,7 +125,7 @@ def parse(manifest: Mapping[str, Any]) -> Object:
     """
     if not is_corral(manifest):
         raise ValueError(
-            f"not a {groups.API_VERSION} Agent, Persona or Tool: "
+            f"not a {groups.API_VERSION} Agent, Persona, Tool or MCPServer: "
             f"apiVersion={manifest.get('apiVersion')!r} kind={manifest.get('kind')!r}"
         )
     return BY_KIND[str(manifest["kind"])].model_validate(manifest)

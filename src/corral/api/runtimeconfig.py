@@ -57,6 +57,22 @@ class AgentCall(Model):
     timeout_seconds: float = Field(default=120, gt=0, le=600)
 
 
+class McpServerConfig(Model):
+    """An MCP server whose tools are offered, resolved: header values from Secrets by env var.
+    The runtime lists the tools itself (`tools` is the Agent's allow-list, None = all)."""
+
+    name: str = Field(min_length=1, max_length=253, description="The MCPServer's name.")
+    url: str = Field(min_length=1, pattern=HTTP_URL)
+    transport: Literal["streamable-http", "sse"] = "streamable-http"
+    headers: dict[str, str] = Field(default_factory=dict)
+    header_envs: dict[str, EnvName] = Field(
+        default_factory=dict, description="Header name -> env var holding its value."
+    )
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+    tools: list[str] | None = Field(default=None, description="Allow-list; None offers all.")
+    max_result_bytes: int = Field(default=1_048_576, ge=1)
+
+
 class RuntimeTool(Model):
     """A tool offered to the model, by function name."""
 
@@ -105,6 +121,8 @@ class RuntimeConfig(Model):
     examples: list[FewShotExample] = Field(default_factory=list)
     models: list[ModelEndpoint] = Field(min_length=1, max_length=6)
     tools: list[RuntimeTool] = Field(default_factory=list, max_length=32)
+    # None rather than []: a config without MCP servers renders (and hashes) as before them.
+    mcp_servers: list[McpServerConfig] | None = Field(default=None, max_length=16)
     max_tool_iterations: int = Field(default=8, ge=1, le=64)
     max_call_depth: int = Field(default=3, ge=1, le=16)
     request_timeout_seconds: float = Field(default=300, gt=0, le=3600)
@@ -126,6 +144,9 @@ class RuntimeConfig(Model):
             unpriced = [m.name for m in self.models if m.pricing is None]
             if unpriced:
                 raise ValueError(f"a cost budget needs pricing on every model; missing: {unpriced}")
+        servers = [server.name for server in self.mcp_servers or []]
+        if len(servers) != len(set(servers)):
+            raise ValueError("MCP server names must be unique")
         return self
 
     def to_json(self) -> str:

@@ -11,7 +11,14 @@ import re
 from typing import Annotated, Any, Literal
 
 import jsonschema
-from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from corral.api.common import AgentName, HttpUrl, Model, SecretKeySelector, cel_regex
 from corral.api.personas import ReferencedStatus
@@ -30,9 +37,9 @@ MSG_REQUIRED_DEFINED = (
 MSG_PLACEHOLDERS_DEFINED = (
     "every {placeholder} in spec.http.url must name a property in spec.parameters.properties"
 )
-MSG_HEADER_NAMES = "spec.http.headers keys must be HTTP header names (RFC 9110 tokens)"
-MSG_HEADER_TWICE = "a header must not be set in both spec.http.headers and spec.http.headersFrom"
-MSG_UNIQUE_HEADERS_FROM = "spec.http.headersFrom must not name the same header twice"
+MSG_HEADER_NAMES = "headers keys must be HTTP header names (RFC 9110 tokens)"
+MSG_HEADER_TWICE = "a header must not be set in both headers and headersFrom"
+MSG_UNIQUE_HEADERS_FROM = "headersFrom must not name the same header twice"
 
 MAX_PARAMETERS = 64
 
@@ -83,8 +90,8 @@ class HeaderFromSecret(Model):
     secret_key_ref: SecretKeySelector = Field(description="The Secret key holding the value.")
 
 
-class HttpTarget(Model):
-    """Call an HTTP endpoint. `{param}` placeholders in the URL are filled from the arguments."""
+class HeaderSet(Model):
+    """Static headers and headers from Secrets, sent with every call (HTTP Tools, MCPServers)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -99,14 +106,6 @@ class HttpTarget(Model):
         }
     )
 
-    url: HttpUrl = Field(
-        description="URL template, e.g. http://orders.shop.svc:8080/orders/{order_id}.",
-    )
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field(
-        default="GET",
-        description="HTTP method. GET and DELETE send arguments not used in the URL as the query;"
-        " the others send them as a JSON body.",
-    )
     headers: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(
         default=None,
         max_length=32,
@@ -133,13 +132,6 @@ class HttpTarget(Model):
             ]
         },
     )
-    timeout_seconds: int = Field(default=10, ge=1, le=300, description="Per-call timeout.")
-    max_response_bytes: int = Field(
-        default=1_048_576,
-        ge=1024,
-        le=16_777_216,
-        description="Responses longer than this are cut before they reach the model.",
-    )
 
     @field_validator("headers")
     @classmethod
@@ -148,14 +140,38 @@ class HttpTarget(Model):
             raise ValueError(MSG_HEADER_NAMES)
         return value
 
-    @model_validator(mode="after")
-    def _headers_once(self) -> HttpTarget:
-        from_secrets = [header.name for header in self.headers_from or []]
+    @field_validator("headers_from")
+    @classmethod
+    def _headers_once(
+        cls, value: list[HeaderFromSecret] | None, info: ValidationInfo
+    ) -> list[HeaderFromSecret] | None:
+        # A field validator (not a model one), so the error names headersFrom, as the CRD does.
+        from_secrets = [header.name for header in value or []]
         if len(from_secrets) != len(set(from_secrets)):
             raise ValueError(MSG_UNIQUE_HEADERS_FROM)
-        if set(from_secrets) & set(self.headers or {}):
+        if set(from_secrets) & set(info.data.get("headers") or {}):
             raise ValueError(MSG_HEADER_TWICE)
-        return self
+        return value
+
+
+class HttpTarget(HeaderSet):
+    """Call an HTTP endpoint. `{param}` placeholders in the URL are filled from the arguments."""
+
+    url: HttpUrl = Field(
+        description="URL template, e.g. http://orders.shop.svc:8080/orders/{order_id}.",
+    )
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field(
+        default="GET",
+        description="HTTP method. GET and DELETE send arguments not used in the URL as the query;"
+        " the others send them as a JSON body.",
+    )
+    timeout_seconds: int = Field(default=10, ge=1, le=300, description="Per-call timeout.")
+    max_response_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=16_777_216,
+        description="Responses longer than this are cut before they reach the model.",
+    )
 
 
 class AgentTarget(Model):

@@ -21,6 +21,7 @@ from corral.operator.operating import Operator
 AGENTS = (groups.GROUP, groups.VERSION, groups.PLURALS[groups.AGENT])
 PERSONAS = (groups.GROUP, groups.VERSION, groups.PLURALS[groups.PERSONA])
 TOOLS = (groups.GROUP, groups.VERSION, groups.PLURALS[groups.TOOL])
+MCPSERVERS = (groups.GROUP, groups.VERSION, groups.PLURALS[groups.MCPSERVER])
 CHILDREN: dict[str, main.Resource] = {
     "ConfigMap": ("v1", "configmaps"),
     "Service": ("v1", "services"),
@@ -74,6 +75,16 @@ def tools(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any]]:
     return indexing.spec_by_name(body)
 
 
+@kopf.index(*MCPSERVERS)
+def mcp_servers(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any]]:
+    return indexing.mcp_server_by_name(body)
+
+
+@kopf.index(*MCPSERVERS)
+def mcp_servers_by_reference(body: kopf.Body, **_: Any) -> dict[indexing.Key, str]:
+    return indexing.mcp_server_references(body)
+
+
 @kopf.index("v1", "secrets")
 def secrets(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, str]]:
     return indexing.secret_digests(body)
@@ -106,6 +117,15 @@ async def persona_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_:
 @kopf.on.event(*TOOLS)
 async def tool_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _operator(memo).referenced_changed(groups.TOOL, type, body)
+
+
+@kopf.on.event(*MCPSERVERS)
+async def mcp_server_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # Its discovery runs in its own task; a new generation also reconciles the Agents using it.
+    operator = _operator(memo)
+    if operator.discoveries is not None:
+        operator.discoveries.observe(type, body)
+    operator.referenced_changed(groups.MCPSERVER, type, body)
 
 
 @kopf.on.event("v1", "secrets")

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from corral.api import groups
+from corral.api.mcpservers import MCPServerSpec
 from corral.api.tools import ToolSpec
 from corral.operator import errors, hashing, resolving
 
@@ -58,6 +59,26 @@ def tool_references(body: Mapping[str, Any]) -> dict[Key, str]:
     return {(ref.kind, namespace, ref.name): name for ref in resolving.tool_references(spec)}
 
 
+def mcp_server_references(body: Mapping[str, Any]) -> dict[Key, str]:
+    """Index an MCPServer under the Secrets its headers use."""
+    namespace, name = identity(body)
+    try:
+        spec = MCPServerSpec.model_validate(body.get("spec") or {})
+    except ValidationError:
+        return {}
+    return {(r.kind, namespace, r.name): name for r in resolving.mcp_server_references(spec)}
+
+
+def mcp_server_by_name(body: Mapping[str, Any]) -> dict[Name, dict[str, Any]]:
+    """Index an MCPServer under (namespace, name): its spec and the names of the tools its last
+    discovery listed (what an Agent's allow-list is checked against)."""
+    listed = (body.get("status") or {}).get("tools")
+    kept: dict[str, Any] = {"spec": body.get("spec") or {}}
+    if listed is not None:
+        kept["status"] = {"tools": [{"name": tool.get("name")} for tool in listed]}
+    return {identity(body): kept}
+
+
 def name_by_namespace(body: Mapping[str, Any]) -> dict[str, str]:
     """Index an object's name under its namespace."""
     namespace, name = identity(body)
@@ -85,6 +106,7 @@ def dependents(
     name: str,
     agents_by_reference: ReferenceIndex,
     tools_by_reference: ReferenceIndex,
+    mcp_servers_by_reference: ReferenceIndex | None = None,
 ) -> set[str]:
     """Names of the Agents in `namespace` whose children depend on the object."""
     direct = set(agents_by_reference.get((kind, namespace, name), ()))
@@ -93,6 +115,8 @@ def dependents(
     via_tools: set[str] = set()
     for tool in tools_by_reference.get((kind, namespace, name), ()):
         via_tools |= set(agents_by_reference.get((groups.TOOL, namespace, tool), ()))
+    for server in (mcp_servers_by_reference or {}).get((kind, namespace, name), ()):
+        via_tools |= set(agents_by_reference.get((groups.MCPSERVER, namespace, server), ()))
     return direct | via_tools
 
 
@@ -111,6 +135,8 @@ class Indexes:
     personas: SpecIndex
     tools: SpecIndex
     secrets: DigestIndex
+    mcp_servers: SpecIndex = dataclasses.field(default_factory=dict)
+    mcp_servers_by_reference: ReferenceIndex = dataclasses.field(default_factory=dict)
 
     def agent_names(self, namespace: str) -> set[str]:
         return set(self.agents_by_namespace.get(namespace, ()))
@@ -128,6 +154,9 @@ class Indexes:
     async def agent(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         exists = name in self.agents_by_namespace.get(namespace, ())
         return {"metadata": {"name": name, "namespace": namespace}} if exists else None
+
+    async def mcp_server(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return _only(self.mcp_servers.get((namespace, name)))
 
     async def secret_digest(self, namespace: str, name: str, key: str) -> str | None:
         digests = _only(self.secrets.get((namespace, name)))

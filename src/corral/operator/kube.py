@@ -190,6 +190,9 @@ class ApiReader:
     async def agent(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.kube.get(path(groups.API_VERSION, groups.AGENT, namespace, name))
 
+    async def mcp_server(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.kube.get(path(groups.API_VERSION, groups.MCPSERVER, namespace, name))
+
     async def secret_digest(self, namespace: str, name: str, key: str) -> str | None:
         secret = await self.kube.get(path("v1", "Secret", namespace, name))
         if secret is None:

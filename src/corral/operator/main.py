@@ -16,7 +16,7 @@ import kopf
 from pydantic import ValidationError
 
 from corral.api import groups
-from corral.operator import indexing, kube, metrics, naming, operating, settings
+from corral.operator import indexing, kube, mcpservers, metrics, naming, operating, settings
 from corral.operator.reconciling import Reconciler
 
 Resource = tuple[str, str] | tuple[str, str, str]
@@ -28,6 +28,8 @@ INDEXES = (
     "personas",
     "tools",
     "secrets",
+    "mcp_servers",  # issue 12
+    "mcp_servers_by_reference",  # issue 12
 )
 
 
@@ -124,6 +126,13 @@ async def start(
         reconciler=Reconciler(client=client, settings=config, metrics=meters, reader=indexes),
         indexes=indexes,
         metrics=meters,
+    )
+    operator.discoveries = mcpservers.Discoveries(  # issue 12
+        client=client,
+        indexes=indexes,
+        settings=config,
+        metrics=meters,
+        tools_changed=lambda ns, name: operator.schedule_dependents(groups.MCPSERVER, ns, name),
     )
     operator.drift_task = asyncio.create_task(operator.drift_loop(), name="corral-drift-check")
     return operator

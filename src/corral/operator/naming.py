@@ -87,6 +87,11 @@ def tool_header_env(tool_index: int, header_index: int) -> str:
     return f"CORRAL_TOOL_{tool_index}_HEADER_{header_index}"
 
 
+def mcp_header_env(server_index: int, header_index: int) -> str:
+    """Env var holding the value of an MCPServer header that comes from a Secret."""
+    return f"CORRAL_MCP_{server_index}_HEADER_{header_index}"
+
+
 AUTH_KEYS_ENV: Final = "CORRAL_API_KEYS"
 
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

@@ -52,6 +52,9 @@ class ManifestReader:
     async def agent(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.manifests.objects.get((groups.AGENT, namespace, name))
 
+    async def mcp_server(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.manifests.objects.get((groups.MCPSERVER, namespace, name))
+
     async def secret_digest(self, namespace: str, name: str, key: str) -> str | None:
         secret = self.manifests.objects.get(("Secret", namespace, name))
         value = _secret_value(secret, key) if secret is not None else None

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from corral.api import groups
-from corral.operator import changes, coalescing, indexing, kube, referenced
+from corral.operator import changes, coalescing, indexing, kube, mcpservers, referenced
 from corral.operator.metrics import Metrics
 from corral.operator.reconciling import ChildEvent, Reconciler, utcnow
 from corral.operator.settings import OperatorSettings
@@ -42,6 +42,7 @@ class Operator:
     indexes: indexing.Indexes
     metrics: Metrics
     drift_task: asyncio.Task[None] | None = None
+    discoveries: mcpservers.Discoveries | None = None  # issue 12: MCPServer status
     _versions: changes.Versions = dataclasses.field(default_factory=changes.Versions)
     _references: changes.References = dataclasses.field(default_factory=changes.References)
     _refreshes: coalescing.Coalescer[changes.Key] = dataclasses.field(
@@ -91,6 +92,10 @@ class Operator:
         change = self._versions.observe(("Secret", namespace, name), event_type, data_digest)
         if change in RECONCILE_ON:
             self._reconcile_dependents("Secret", namespace, name)
+            # issue 12: an MCPServer whose headers use the Secret is discovered again with it
+            users = self.indexes.mcp_servers_by_reference.get(("Secret", namespace, name), ())
+            for server in sorted(users):
+                self._refresh((groups.MCPSERVER, namespace, server))
 
     def child_changed(
         self,
@@ -137,9 +142,15 @@ class Operator:
             self.drift_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.drift_task
+        if self.discoveries is not None:  # issue 12
+            await self.discoveries.close()
         await self.reconciler.close()
         await self._refreshes.close()
         await self.client.close()
+
+    def schedule_dependents(self, kind: str, namespace: str, name: str) -> None:
+        """Reconcile the Agents that use the object (issue 12: an MCPServer's tools changed)."""
+        self._reconcile_dependents(kind, namespace, name)
 
     def _reconcile_dependents(self, kind: str, namespace: str, name: str) -> None:
         found = indexing.dependents(
@@ -148,11 +159,16 @@ class Operator:
             name,
             self.indexes.agents_by_reference,
             self.indexes.tools_by_reference,
+            self.indexes.mcp_servers_by_reference,  # issue 12
         )
         for agent in sorted(found):
             self.reconciler.schedule(namespace, agent, f"{kind} {name!r} changed")
 
     def _refresh(self, key: changes.Key) -> None:
+        if key[0] == groups.MCPSERVER:  # issue 12: discovery owns an MCPServer's status
+            if self.discoveries is not None:
+                self.discoveries.wake(key[1], key[2])
+            return
         self._refreshes.spawn(key, lambda: self._refresh_throttled(key))
 
     async def _refresh_throttled(self, key: changes.Key) -> None:

@@ -304,6 +304,7 @@ class Reconciler:
             rollout=statuses.rollout(applied.live.get("Deployment"), desired.config_hash),
             endpoint=naming.endpoint(name, namespace),
             config_hash=desired.config_hash,
+            mcp_not_offered=resolved.not_offered if resolved.mcp_servers else None,  # issue 12
         )
         return seen, applied, desired.deployment
 

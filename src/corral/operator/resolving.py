@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from corral.api.agents import AgentSpec
 from corral.api.common import ObjectMeta, SecretKeySelector
+from corral.api.mcpservers import MCPServerSpec
 from corral.api.personas import PersonaSpec
 from corral.api.tools import ToolSpec
 from corral.operator import errors, naming
@@ -32,6 +33,10 @@ class Reader(Protocol):
     async def tool(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
 
     async def agent(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+    async def mcp_server(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The MCPServer's spec, and its `status.tools` when discovery has listed them."""
+        ...
 
     async def secret_digest(self, namespace: str, name: str, key: str) -> str | None:
         """A digest of the key's value, or None when the Secret or the key is missing."""
@@ -57,6 +62,14 @@ class ResolvedTool:
 
 
 @dataclasses.dataclass(frozen=True)
+class ResolvedMCPServer:
+    name: str
+    spec: MCPServerSpec
+    allowed: tuple[str, ...] | None
+    """The Agent's allow-list of the server's tools; None offers every tool."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Resolved:
     """Everything needed to render one Agent's children; no secret values."""
 
@@ -65,6 +78,9 @@ class Resolved:
     tools: tuple[ResolvedTool, ...]
     secret_digests: Mapping[tuple[str, str], str]
     """(Secret name, key) -> digest of the value, for every referenced key."""
+    mcp_servers: tuple[ResolvedMCPServer, ...] = ()
+    not_offered: tuple[str, ...] = ()
+    """Allow-listed MCP tools the server's last discovery did not list, as `server/tool`."""
 
 
 def parse_agent(body: Mapping[str, Any]) -> AgentObject:
@@ -81,11 +97,12 @@ def parse_agent(body: Mapping[str, Any]) -> AgentObject:
 
 
 def agent_references(spec: AgentSpec) -> list[errors.Reference]:
-    """The objects an Agent names directly: its Persona, Tools and Secret keys."""
+    """The objects an Agent names directly: its Persona, Tools, MCPServers and Secret keys."""
     refs: list[errors.Reference] = []
     if spec.persona_ref is not None:
         refs.append(errors.Reference("Persona", spec.persona_ref.name))
     refs.extend(errors.Reference("Tool", tool.name) for tool in spec.tools or [])
+    refs.extend(errors.Reference("MCPServer", server.name) for server in spec.mcp_servers or [])
     refs.extend(errors.Reference("Secret", sel.name, sel.key) for sel in _agent_secrets(spec))
     return refs
 
@@ -98,15 +115,26 @@ def tool_references(spec: ToolSpec) -> list[errors.Reference]:
     return refs
 
 
+def mcp_server_references(spec: MCPServerSpec) -> list[errors.Reference]:
+    """The Secret keys an MCPServer's headers use."""
+    return [
+        errors.Reference("Secret", h.secret_key_ref.name, h.secret_key_ref.key)
+        for h in spec.headers_from or []
+    ]
+
+
 async def resolve(body: Mapping[str, Any], reader: Reader) -> Resolved:
     """Read and validate everything an Agent references; see the module docstring."""
     agent = parse_agent(body)
     missing: list[errors.Reference] = []
     persona = await _persona(agent, reader, missing)
     tools = await _tools(agent, reader, missing)
+    servers, not_offered = await _mcp_servers(agent, reader, missing)
     selectors = list(_agent_secrets(agent.spec))
     for tool in tools:
         selectors.extend(_tool_secrets(tool.spec))
+    for server in servers:
+        selectors.extend(h.secret_key_ref for h in server.spec.headers_from or [])
     digests: dict[tuple[str, str], str] = {}
     for name, key in dict.fromkeys((sel.name, sel.key) for sel in selectors):
         digest = await reader.secret_digest(agent.namespace, name, key)
@@ -116,7 +144,14 @@ async def resolve(body: Mapping[str, Any], reader: Reader) -> Resolved:
             digests[(name, key)] = digest
     if missing:
         raise errors.MissingReference(_unique(missing))
-    return Resolved(agent=agent, persona=persona, tools=tuple(tools), secret_digests=digests)
+    return Resolved(
+        agent=agent,
+        persona=persona,
+        tools=tuple(tools),
+        secret_digests=digests,
+        mcp_servers=tuple(servers),
+        not_offered=tuple(not_offered),
+    )
 
 
 async def _persona(
@@ -158,6 +193,28 @@ async def _tools(
                 missing.append(errors.Reference("Agent", spec.agent.name))
         tools.append(ResolvedTool(name=ref.name, function=function, spec=spec))
     return tools
+
+
+async def _mcp_servers(
+    agent: AgentObject, reader: Reader, missing: list[errors.Reference]
+) -> tuple[list[ResolvedMCPServer], list[str]]:
+    """The Agent's MCPServers, and the allow-listed tools their discovery did not list (only
+    checked once a discovery has listed the server's tools)."""
+    servers: list[ResolvedMCPServer] = []
+    not_offered: list[str] = []
+    for ref in agent.spec.mcp_servers or []:
+        body = await reader.mcp_server(agent.namespace, ref.name)
+        if body is None:
+            missing.append(errors.Reference("MCPServer", ref.name))
+            continue
+        spec = _parse(MCPServerSpec, body.get("spec") or {}, f"MCPServer {ref.name!r}")
+        allowed = tuple(ref.tools) if ref.tools is not None else None
+        listed = (body.get("status") or {}).get("tools")
+        if allowed is not None and listed is not None:
+            names = {str(tool.get("name")) for tool in listed}
+            not_offered.extend(f"{ref.name}/{tool}" for tool in allowed if tool not in names)
+        servers.append(ResolvedMCPServer(name=ref.name, spec=spec, allowed=allowed))
+    return servers, not_offered
 
 
 def _agent_secrets(spec: AgentSpec) -> list[SecretKeySelector]:

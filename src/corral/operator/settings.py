@@ -62,6 +62,12 @@ class OperatorSettings(BaseSettings):
         description="A Persona's or Tool's status (usedBy) is recomputed at most this often;"
         " the changes meanwhile (many Agents applied at once) share the next refresh.",
     )
+    mcp_discovery_interval_seconds: float = Field(
+        default=300, gt=0, description="How often every MCPServer's tools are listed again."
+    )
+    mcp_retry_seconds: float = Field(
+        default=30, gt=0, description="How soon an MCPServer whose discovery failed is retried."
+    )
     retry_base_seconds: float = Field(default=5, gt=0, description="First retry delay.")
     retry_max_seconds: float = Field(default=300, gt=0, description="Longest retry delay.")
     watch_server_timeout: int = Field(default=300, ge=1, description="Watch timeout (server).")

@@ -18,6 +18,7 @@ READY = "Ready"
 REFERENCES_RESOLVED = "ReferencesResolved"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
+MCP_TOOLS_OFFERED = "MCPToolsOffered"
 
 Phase = Literal["Available", "ScaledToZero", "RollingOut", "Failed"]
 
@@ -86,6 +87,8 @@ class Observation:
     rollout: Rollout | None = None
     endpoint: str | None = None
     config_hash: str | None = None
+    mcp_not_offered: tuple[str, ...] | None = None
+    """Allow-listed MCP tools (`server/tool`) not listed by their server; None: no MCP."""
 
 
 def agent_status(seen: Observation, previous: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
@@ -150,6 +153,7 @@ def _agent_conditions(seen: Observation) -> list[tuple[str, str, str, str]]:
         else:
             conditions.append((RECONCILING, "True", failure.reason, f"retrying: {message}"))
         return conditions
+    conditions.extend(_mcp_conditions(seen.mcp_not_offered))
     roll = seen.rollout or rollout(None, None)
     if roll.phase in ("Available", "ScaledToZero"):
         conditions.append((READY, "True", roll.reason, roll.message))
@@ -160,6 +164,18 @@ def _agent_conditions(seen: Observation) -> list[tuple[str, str, str, str]]:
         conditions.append((READY, "False", roll.reason, roll.message))
         conditions.append((RECONCILING, "True", roll.reason, roll.message))
     return conditions
+
+
+def _mcp_conditions(not_offered: tuple[str, ...] | None) -> list[tuple[str, str, str, str]]:
+    """MCPToolsOffered: False (ToolNotOffered) while an allow-listed tool is not listed by its
+    MCPServer. The Agent still rolls out and serves every other tool: Ready is unaffected."""
+    if not_offered is None:
+        return []
+    if not not_offered:
+        return [(MCP_TOOLS_OFFERED, "True", "Offered", "every allow-listed MCP tool is offered")]
+    shown = ", ".join(not_offered[:20])
+    message = f"allow-listed but not offered by their MCPServer: {shown}"
+    return [(MCP_TOOLS_OFFERED, "False", "ToolNotOffered", message)]
 
 
 def referenced_status(

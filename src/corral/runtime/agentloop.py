@@ -24,7 +24,8 @@ from corral.runtime.providers import base
 class Tools(Protocol):
     """What the loop needs of the tool runner."""
 
-    definitions: list[dict[str, Any]]
+    @property
+    def definitions(self) -> list[dict[str, Any]]: ...
 
     async def run(
         self, calls: Sequence[base.ToolCall], chain: callchain.Chain, trace_parent: Any = None

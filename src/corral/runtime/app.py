@@ -30,6 +30,7 @@ from corral.runtime import (
     admission,
     agentloop,
     errors,
+    mcptools,
     memory,
     metrics,
     middleware,
@@ -81,7 +82,8 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
 ) -> FastAPI:
-    """The app. Raises auth.KeysMissing or tools.ToolConfigError for an unservable config."""
+    """The app. Raises auth.KeysMissing or tools.ToolConfigError for an unservable config.
+    The MCP servers' tools are listed in the lifespan (a silent server does not hold it up)."""
     recorder = metrics.Metrics(
         models=[m.name for m in config.models], tools=[t.name for t in config.tools]
     )
@@ -92,6 +94,13 @@ def create_app(
     toolset = tools.ToolSet(config.tools, env, config.namespace)
     redact = redaction.Redactor(redaction.secrets_of(config, env))
     traces = tracing.Tracing.from_env(env, config.agent, config.namespace)
+    mcp = mcptools.McpTools(
+        config.mcp_servers or [],
+        env,
+        recorder,
+        settings.mcp_refresh_seconds,
+        frozenset(toolset.entries),
+    )
     limiter = ratelimit.RateLimiter(config.rate_limit, clock)
     local_sessions = None
     if config.memory is not None and config.memory.enabled:
@@ -138,9 +147,16 @@ def create_app(
             ),
         )
         try:
+            await mcp.start(settings.mcp_startup_seconds)
             runner = tools.ToolRunner(
-                toolset, http, recorder.tool_call, settings.tool_max_parallel, redact, traces.tracer
-            )  # a no-op tracer when export is off: tool spans are rare next to requests
+                toolset,
+                http,
+                recorder.tool_call,
+                settings.tool_max_parallel,
+                redact,
+                traces.tracer,  # a no-op tracer when export is off: tool spans are rare
+                extra=mcp,
+            )
             loop = agentloop.AgentLoop(
                 chain,
                 runner,
@@ -177,6 +193,7 @@ def create_app(
             )
             yield
         finally:
+            await mcp.close()
             await chain.aclose()
             await http.aclose()
             await gate.aclose()

@@ -152,6 +152,26 @@ class Metrics:
             "corral_spend_usd", "USD spent on model calls by this replica, from the models'"
             " pricing.", registry=r,
         )  # fmt: skip
+        self.mcp_tool_calls = Counter(
+            "corral_mcp_tool_calls",
+            "MCP tool calls by server, tool and outcome (ok, or why not).",
+            ["server", "tool", "outcome"],
+            registry=r,
+        )
+        self.mcp_tool_duration = Histogram(
+            "corral_mcp_tool_duration_seconds", "MCP tool call duration by server and tool.",
+            ["server", "tool"], buckets=TOOL_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.mcp_sessions = Counter(
+            "corral_mcp_session_initializations",
+            "MCP sessions set up, by server and reason (first, session_gone, connection_lost).",
+            ["server", "reason"],
+            registry=r,
+        )
+        self.mcp_tools_offered = Gauge(
+            "corral_mcp_tools", "Tools of each MCP server offered to the model.", ["server"],
+            registry=r,
+        )  # fmt: skip
         self.genai_duration = Histogram(
             "gen_ai_client_operation_duration_seconds",
             "GenAI operation duration (OpenTelemetry gen_ai.client.operation.duration).",
@@ -246,6 +266,18 @@ class Metrics:
 
     def spent(self, nano_usd: int) -> None:
         self.spend.inc(nano_usd / 1_000_000_000)
+
+    def mcp_call(self, server: str, tool: str, outcome: str, seconds: float) -> None:
+        """Labels: a configured server, and a tool name that server listed (at most
+        `mcptools.MAX_TOOLS_PER_SERVER` of them are offered): bounded."""
+        self.mcp_tool_calls.labels(server, tool, outcome).inc()
+        self.mcp_tool_duration.labels(server, tool).observe(seconds)
+
+    def mcp_session(self, server: str, reason: str) -> None:
+        self.mcp_sessions.labels(server, reason).inc()
+
+    def mcp_tools(self, server: str, count: int) -> None:
+        self.mcp_tools_offered.labels(server).set(count)
 
     def model_label(self, model: str) -> str:
         return model if model in self._models else UNKNOWN

@@ -51,10 +51,12 @@ class Redactor:
 
 
 def secrets_of(config: RuntimeConfig, env: Mapping[str, str]) -> list[str]:
-    """Every secret value `config` points at in `env`: model API keys, tool header values
-    from Secrets, the state store's password, and each accepted client key (one per line)."""
+    """Every secret value `config` points at in `env`: model API keys, tool and MCP server
+    header values from Secrets, the state store's password, and each accepted client key (one
+    per line)."""
     names = [m.api_key_env for m in config.models if m.api_key_env]
     names += [var for t in config.tools if t.http for var in t.http.header_envs.values()]
+    names += [var for server in config.mcp_servers or [] for var in server.header_envs.values()]
     if config.state_store is not None and config.state_store.password_env:
         names.append(config.state_store.password_env)
     values = [env[name] for name in names if env.get(name)]

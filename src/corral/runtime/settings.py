@@ -35,6 +35,18 @@ class Settings(BaseSettings):
         le=128,
         description="Tool calls of one model turn run at most this many at a time.",
     )
+    mcp_refresh_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="How often each MCP server's tool list is read again (also on"
+        " tools/list_changed).",
+    )
+    mcp_startup_seconds: float = Field(
+        default=10,
+        ge=0,
+        description="How long start-up waits for the MCP servers' first tool lists; a server"
+        " still silent then is listed in the background.",
+    )
     keep_alive_seconds: float = Field(default=75, gt=0, description="HTTP keep-alive timeout.")
     max_header_bytes: int = Field(
         default=64 * 1024,

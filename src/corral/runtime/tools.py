@@ -192,10 +192,15 @@ async def fetch(
         body, cut = await _read_capped(response, max_bytes)
     finally:
         await response.aclose()
-    text = body.decode("utf-8", errors="replace")
     if response.status_code >= 400:
-        excerpt = call.redact.excerpt(text, ERROR_EXCERPT)
+        excerpt = call.redact.excerpt(body.decode("utf-8", errors="replace"), ERROR_EXCERPT)
         raise ToolFailed("http_error", f"HTTP {response.status_code}: {excerpt}")
+    return capped(body, max_bytes, cut)
+
+
+def capped(body: bytes, max_bytes: int, cut: bool) -> str:
+    """A tool's answer as the model reads it; a cut one says so (every kind of tool)."""
+    text = body.decode("utf-8", errors="replace")
     return text + (f"\n[response cut at {max_bytes} bytes]" if cut else "")
 
 
@@ -212,6 +217,41 @@ async def _read_capped(response: httpx2.Response, max_bytes: int) -> tuple[bytes
     return b"".join(chunks), False
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """How one offered function is served: its target, argument validator and timeout, its
+    kind (a span attribute) and, for MCP tools, its own metrics recorder."""
+
+    target: Target
+    validator: jsonschema.protocols.Validator
+    timeout: float
+    kind: str
+    record: Recorder | None = None
+
+
+class Catalog(Protocol):
+    """Tools offered beside the configured ones (MCP servers' tools; they may change)."""
+
+    @property
+    def definitions(self) -> list[dict[str, Any]]: ...
+
+    def entry(self, name: str) -> Entry | None: ...
+
+
+def validator_for(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    """A validator of the tool's JSON Schema (draft 2020-12 unless the schema says otherwise)."""
+    cls = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
+    return cls(schema)
+
+
+def definition(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """One function as the model is offered it (OpenAI tools format)."""
+    return {
+        "type": "function",
+        "function": {"name": name, "description": description, "parameters": parameters},
+    }
+
+
 class ToolSet:
     """The configured tools, checked: what the model is offered and how each call is served.
     Built at startup (raises ToolConfigError for a tool that cannot be served); pure."""
@@ -219,38 +259,27 @@ class ToolSet:
     def __init__(
         self, tools: Sequence[RuntimeTool], env: Mapping[str, str], namespace: str = "default"
     ) -> None:
-        self.targets: dict[str, Target] = {}
-        self.validators: dict[str, jsonschema.protocols.Validator] = {}
-        self.timeouts: dict[str, float] = {}
-        self.kinds: dict[str, str] = {}
+        self.entries: dict[str, Entry] = {}
         self.definitions: list[dict[str, Any]] = []
         for tool in tools:
-            cls = jsonschema.validators.validator_for(
-                tool.parameters, jsonschema.Draft202012Validator
-            )
-            self.validators[tool.name] = cls(tool.parameters)
+            validator = validator_for(tool.parameters)
             if tool.http is not None:
-                self.targets[tool.name] = HttpTarget(tool.name, tool.http, env)
-                self.timeouts[tool.name] = tool.http.timeout_seconds
-                self.kinds[tool.name] = "http"
-            elif tool.agent is not None:
-                self.targets[tool.name] = AgentTarget(tool.agent, namespace)
-                self.timeouts[tool.name] = tool.agent.timeout_seconds
-                self.kinds[tool.name] = "agent"
-            self.definitions.append(
-                {
-                    "type": "function",
-                    "function": {
-                        "name": tool.name,
-                        "description": tool.description,
-                        "parameters": tool.parameters,
-                    },
-                }
-            )
+                target: Target = HttpTarget(tool.name, tool.http, env)
+                entry = Entry(target, validator, tool.http.timeout_seconds, "http")
+            else:
+                assert tool.agent is not None  # the config model requires one of the two
+                target = AgentTarget(tool.agent, namespace)
+                entry = Entry(target, validator, tool.agent.timeout_seconds, "agent")
+            self.entries[tool.name] = entry
+            self.definitions.append(definition(tool.name, tool.description, tool.parameters))
+
+    def entry(self, name: str) -> Entry | None:
+        return self.entries.get(name)
 
 
 class ToolRunner:
-    """Runs the model's tool calls over one long-lived client; one instance per app."""
+    """Runs the model's tool calls over one long-lived client; one instance per app. The
+    configured tools come first; `extra` (the MCP servers' tools) is asked for the rest."""
 
     def __init__(
         self,
@@ -260,14 +289,28 @@ class ToolRunner:
         max_parallel: int = 16,
         redact: redaction.Redactor | None = None,
         tracer: trace.Tracer | None = None,
+        extra: Catalog | None = None,
     ) -> None:
-        self._set = toolset
+        self._catalogs: tuple[Catalog, ...] = (toolset,) if extra is None else (toolset, extra)
         self._tracer = tracer or trace.NoOpTracer()
         self._client = client
         self._record = record
         self._max_parallel = max_parallel
         self._redact = redact or redaction.Redactor()
-        self.definitions = toolset.definitions
+
+    @property
+    def definitions(self) -> list[dict[str, Any]]:
+        """What the model is offered now (MCP tools come and go with their servers)."""
+        if len(self._catalogs) == 1:
+            return self._catalogs[0].definitions
+        return [d for catalog in self._catalogs for d in catalog.definitions]
+
+    def _entry(self, name: str) -> Entry | None:
+        for catalog in self._catalogs:
+            found = catalog.entry(name)
+            if found is not None:
+                return found
+        return None
 
     async def run(
         self, calls: Sequence[base.ToolCall], chain: callchain.Chain, trace_parent: Any = None
@@ -289,14 +332,15 @@ class ToolRunner:
         self, call: base.ToolCall, shared: Call, trace_parent: Any = None
     ) -> ToolResult:
         started = time.perf_counter()
-        span = self._span(call, trace_parent)
+        entry = self._entry(call.name)
+        span = self._span(call, entry, trace_parent)
         try:
-            content = await self._dispatch(call, dataclasses.replace(shared, span=span))
+            content = await self._dispatch(call, entry, dataclasses.replace(shared, span=span))
             outcome = "ok"
         except ToolFailed as failure:
             content, outcome = f"error: {failure}", failure.outcome
         except (TimeoutError, httpx2.TimeoutException):
-            limit = self._set.timeouts[call.name]
+            limit = entry.timeout if entry is not None else 0
             content, outcome = f"error: the tool did not answer within {limit:g}s", "timeout"
         except (httpx2.HTTPError, httpx2.InvalidURL) as err:
             content = f"error: the tool could not be reached ({type(err).__name__})"
@@ -308,34 +352,34 @@ class ToolRunner:
             span.set_attribute(tracing.ERROR_TYPE, outcome)
             span.set_status(trace.StatusCode.ERROR)
         span.end()
-        self._record(call.name, outcome, time.perf_counter() - started)
+        record = entry.record if entry is not None and entry.record else self._record
+        record(call.name, outcome, time.perf_counter() - started)
         return ToolResult(call.id, call.name, content, outcome)
 
-    def _span(self, call: base.ToolCall, parent: Any) -> trace.Span:
+    def _span(self, call: base.ToolCall, entry: Entry | None, parent: Any) -> trace.Span:
         span = self._tracer.start_span(f"execute_tool {call.name}", context=parent)
         if span.is_recording():
             span.set_attribute(tracing.OPERATION, "execute_tool")
             span.set_attribute(tracing.TOOL_NAME, call.name)
             span.set_attribute(tracing.TOOL_CALL_ID, call.id)
             span.set_attribute(tracing.TOOL_TYPE, "function")
-            span.set_attribute("corral.tool.kind", self._set.kinds.get(call.name, "unknown"))
+            span.set_attribute("corral.tool.kind", entry.kind if entry else "unknown")
         return span
 
-    async def _dispatch(self, call: base.ToolCall, shared: Call) -> str:
-        target = self._set.targets.get(call.name)
-        if target is None:
-            known = ", ".join(sorted(self._set.targets)) or "none"
+    async def _dispatch(self, call: base.ToolCall, entry: Entry | None, shared: Call) -> str:
+        if entry is None:
+            names = sorted(d["function"]["name"] for d in self.definitions)
+            known = ", ".join(names) or "none"
             raise ToolFailed("unknown_tool", f"there is no tool {call.name!r} (tools: {known})")
         arguments = parse_arguments(call.arguments)
-        validator = self._set.validators[call.name]
-        problem = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+        problem = jsonschema.exceptions.best_match(entry.validator.iter_errors(arguments))
         if problem is not None:
             where = "/".join(str(p) for p in problem.absolute_path) or "arguments"
             raise ToolFailed(
                 "invalid_arguments", f"invalid arguments at {where}: {problem.message}"
             )
-        async with asyncio.timeout(self._set.timeouts[call.name]):
-            return await target.call(shared, arguments)
+        async with asyncio.timeout(entry.timeout):
+            return await entry.target.call(shared, arguments)
 
 
 def parse_arguments(text: str) -> dict[str, Any]:

@@ -27,10 +27,11 @@ CORRAL = Path(sys.executable).with_name("corral")
 
 @pytest.fixture(scope="session")
 def crds(cluster: handles.Cluster) -> None:
-    """The Agent, Persona and Tool CRDs as `corral crds` prints them, established."""
+    """Every Corral CRD as `corral crds` prints it, established."""
     text = subprocess.run([str(CORRAL), "crds"], check=True, capture_output=True, text=True).stdout
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=text)
-    names = [f"crd/{plural}.corral.dev" for plural in ("agents", "personas", "tools")]
+    plurals = ("agents", "personas", "tools", "mcpservers")
+    names = [f"crd/{plural}.corral.dev" for plural in plurals]
     cluster.kubectl("wait", "--for=condition=Established", *names, "--timeout=60s")
 
 

@@ -1,4 +1,4 @@
-"""Manifests the end-to-end tests apply: a Secret, a Persona, Tools and Agents. Pure."""
+"""Manifests the end-to-end tests apply: a Secret, a Persona, Tools, MCPServers and Agents."""
 
 from __future__ import annotations
 
@@ -53,6 +53,15 @@ def agent_tool(name: str, target: str) -> dict[str, Any]:
         "kind": "Tool",
         "metadata": {"name": name},
         "spec": {"description": f"Ask the {target} agent", "agent": {"name": target}},
+    }
+
+
+def mcp_server(name: str, url: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "MCPServer",
+        "metadata": {"name": name},
+        "spec": {"url": url, **spec},
     }
 
 

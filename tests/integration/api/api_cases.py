@@ -69,6 +69,13 @@ def tool(id: str, field: str, name: str = "bad-tool", **patch: Any) -> Case:
     return Case(id, manifest("Tool", merged(TOOL_SPEC, patch), name), field)
 
 
+MCP_SPEC: dict[str, Any] = {"url": "http://orders-mcp.shop.svc:8000/mcp"}
+
+
+def mcp(id: str, field: str, **patch: Any) -> Case:
+    return Case(id, manifest("MCPServer", merged(MCP_SPEC, patch), "bad-mcp"), field)
+
+
 def model(**patch: Any) -> dict[str, Any]:
     return merged(AGENT_SPEC["model"], patch)
 
@@ -241,4 +248,27 @@ CASES = [
     tool("tool-agent-bad-name", "spec.agent.name", http=DELETE, agent={"name": "Billing"}),
     tool("tool-name-with-dots", "metadata.name", name="orders.lookup"),
     tool("tool-name-over-64-characters", "metadata.name", name="t" * 65),
+    # MCPServer, and the Agent's references to MCPServers
+    mcp("mcp-without-url", "spec.url", url=DELETE),
+    mcp("mcp-url-not-http", "spec.url", url="ws://orders-mcp.shop.svc/mcp"),
+    mcp("mcp-unknown-transport", "spec.transport", transport="stdio"),
+    mcp("mcp-zero-timeout", "spec.timeoutSeconds", timeoutSeconds=0),
+    mcp("mcp-bad-header-name", "spec.headers", headers={"Bad Header": "x"}),
+    mcp(
+        "mcp-header-static-and-from-secret",
+        "spec.headersFrom",
+        headers={"Authorization": "Bearer x"},
+        headersFrom=[{"name": "Authorization", "secretKeyRef": SECRET}],
+    ),
+    agent(
+        "agent-same-mcp-server-twice",
+        "spec.mcpServers",
+        mcpServers=[{"name": "orders-mcp"}, {"name": "orders-mcp"}],
+    ),
+    agent("agent-mcp-server-bad-name", "spec.mcpServers[0].name", mcpServers=[{"name": "Orders"}]),
+    agent(
+        "agent-mcp-allow-list-empty-name",
+        "spec.mcpServers[0].tools[0]",
+        mcpServers=[{"name": "orders-mcp", "tools": [""]}],
+    ),
 ]

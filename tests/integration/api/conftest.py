@@ -18,7 +18,7 @@ from localcluster import handles
 
 @pytest.fixture(scope="session")
 def corral_crds(cluster: handles.Cluster) -> list[str]:
-    """Install the three CRDs exactly as `corral crds` prints them; return their names."""
+    """Install the CRDs exactly as `corral crds` prints them; return their names."""
     definitions = crds.definitions()
     cluster.kubectl(
         "apply",

@@ -22,7 +22,7 @@ def test_the_table_covers_every_kind_with_at_least_25_cases() -> None:
     kinds = {case.manifest["kind"] for case in CASES}
 
     assert len(CASES) >= 25
-    assert kinds == {"Agent", "Persona", "Tool"}
+    assert kinds == {"Agent", "Persona", "Tool", "MCPServer"}
     assert len(set(IDS)) == len(IDS)
 
 

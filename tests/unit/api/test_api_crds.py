@@ -49,7 +49,7 @@ def test_checked_in_crds_match_the_generator() -> None:
         assert on_disk[name] == text, f"crds/{name} is stale; {REGENERATE}"
 
 
-def test_corral_crds_prints_the_three_crds_as_one_multi_document_stream(
+def test_corral_crds_prints_every_crd_as_one_multi_document_stream(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert cli.main(["crds"]) == 0
@@ -60,6 +60,7 @@ def test_corral_crds_prints_the_three_crds_as_one_multi_document_stream(
         "agents.corral.dev",
         "personas.corral.dev",
         "tools.corral.dev",
+        "mcpservers.corral.dev",
     ]
 
 
@@ -71,11 +72,12 @@ def test_corral_crds_output_dir_writes_one_file_per_crd(tmp_path: Path) -> None:
     written = sorted(path.name for path in (tmp_path / "crds").iterdir())
     assert written == [
         "agents.corral.dev.yaml",
+        "mcpservers.corral.dev.yaml",
         "personas.corral.dev.yaml",
         "tools.corral.dev.yaml",
     ]
     assert yaml.safe_load((tmp_path / "crds" / written[0]).read_text()) == crds.definition("Agent")
-    assert out.getvalue().count("wrote ") == 3
+    assert out.getvalue().count("wrote ") == 4
 
 
 def test_generation_is_deterministic() -> None:

@@ -162,7 +162,8 @@ def test_parse_refuses_objects_that_are_not_corral_kinds() -> None:
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}
 
     assert not resources.is_corral(secret)
-    with pytest.raises(ValueError, match=r"not a corral\.dev/v1alpha1 Agent, Persona or Tool"):
+    expected = r"not a corral\.dev/v1alpha1 Agent, Persona, Tool or MCPServer"
+    with pytest.raises(ValueError, match=expected):
         resources.parse(secret)
 
 

@@ -94,6 +94,10 @@ class FakeReader:
     tools: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     agents: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     secrets: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    mcp_servers: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    async def mcp_server(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.mcp_servers.get(name)
 
     async def persona(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.personas.get(name)

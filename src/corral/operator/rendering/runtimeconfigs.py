@@ -8,6 +8,7 @@ can never disagree.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -16,14 +17,16 @@ from corral.api.runtimeconfig import (
     AgentCall,
     AuthConfig,
     HttpCall,
+    McpServerConfig,
     ModelEndpoint,
     RuntimeConfig,
     RuntimeTool,
     ServerConfig,
     StateStoreConfig,
 )
+from corral.api.tools import HeaderSet
 from corral.operator import errors, naming
-from corral.operator.resolving import Resolved, ResolvedTool
+from corral.operator.resolving import Resolved, ResolvedMCPServer, ResolvedTool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,7 @@ def render(resolved: Resolved, drain_seconds: float) -> tuple[RuntimeConfig, lis
         for index, model in enumerate([spec.model, *(spec.fallbacks or [])])
     ]
     tools = [_tool(tool, index, resolved, envs) for index, tool in enumerate(resolved.tools)]
+    servers = [_mcp_server(s, index, envs) for index, s in enumerate(resolved.mcp_servers)]
     auth = None
     if spec.auth is not None:
         ref = spec.auth.api_keys_secret_ref
@@ -75,6 +79,7 @@ def render(resolved: Resolved, drain_seconds: float) -> tuple[RuntimeConfig, lis
             examples=list(persona.examples or []) if persona else [],
             models=models,
             tools=tools,
+            mcp_servers=servers or None,
             max_tool_iterations=spec.max_tool_iterations,
             max_call_depth=spec.max_call_depth,
             request_timeout_seconds=spec.request_timeout_seconds,
@@ -110,16 +115,30 @@ def _model(model: ModelSpec, index: int, envs: list[SecretEnv]) -> ModelEndpoint
     )
 
 
+def _mcp_server(server: ResolvedMCPServer, index: int, envs: list[SecretEnv]) -> McpServerConfig:
+    """The server as the runtime reaches it; its discovered tools are not part of it (the
+    runtime lists them itself), so a change in them never rolls the pods."""
+    spec = server.spec
+    header_envs = _header_envs(spec, lambda header: naming.mcp_header_env(index, header), envs)
+    return McpServerConfig(
+        name=server.name,
+        url=spec.url,
+        transport=spec.transport,
+        headers=dict(spec.headers or {}),
+        header_envs=header_envs,
+        timeout_seconds=spec.timeout_seconds,
+        tools=list(server.allowed) if server.allowed is not None else None,
+    )
+
+
 def _tool(tool: ResolvedTool, index: int, resolved: Resolved, envs: list[SecretEnv]) -> RuntimeTool:
     spec = tool.spec
     http = None
     agent = None
     if spec.http is not None:
-        header_envs: dict[str, str] = {}
-        for header_index, header in enumerate(spec.http.headers_from or []):
-            env = naming.tool_header_env(index, header_index)
-            header_envs[header.name] = env
-            envs.append(SecretEnv(env, header.secret_key_ref.name, header.secret_key_ref.key))
+        header_envs = _header_envs(
+            spec.http, lambda header: naming.tool_header_env(index, header), envs
+        )
         http = HttpCall(
             url=spec.http.url,
             method=spec.http.method,
@@ -140,3 +159,16 @@ def _tool(tool: ResolvedTool, index: int, resolved: Resolved, envs: list[SecretE
         http=http,
         agent=agent,
     )
+
+
+def _header_envs(
+    headers: HeaderSet, env_name: Callable[[int], str], envs: list[SecretEnv]
+) -> dict[str, str]:
+    """Header name -> env var for each header from a Secret; the env entries go to `envs`."""
+    found: dict[str, str] = {}
+    for index, header in enumerate(headers.headers_from or []):
+        found[header.name] = env_name(index)
+        envs.append(
+            SecretEnv(found[header.name], header.secret_key_ref.name, header.secret_key_ref.key)
+        )
+    return found
