@@ -1,12 +1,13 @@
-"""Kopf index functions, and the lookups and the `resolving.Reader` built on them. Pure.
+"""Kopf index functions, and the observed state built on them: the operator's watch cache. Pure.
 
 `handlers` registers the functions below with `@kopf.index`; Kopf keeps the resulting indexes
-current from its watch streams, and updates an object's entries before any handler sees the
-event that changed them. `dependents` answers "which Agents must be re-reconciled because this
-Persona/Tool/Secret/Agent changed?"; `Indexes` also resolves an Agent's references (the specs
-of Personas and Tools, which Agents exist, digests of Secret keys), so a reconcile reads none
-of them from the API server. Secret values are reduced to digests in the index function
-(`secret_digests`) and go no further.
+current from its watch streams, updates an object's entries before any handler sees the event
+that changed them, and starts no handler before every index holds its first listing. So the
+operator reads nothing from the API server: Agents, Personas and Tools by name, Secrets as
+digests of their keys (values go no further than `secret_digests`), and each child kind of
+`kinds.CHILDREN` under its Agent. Bodies are kept without `managedFields` (`trim`).
+`dependents` answers "which Agents must be re-reconciled because this Persona/Tool/Secret/Agent
+changed?"; `Indexes` is also the `resolving.Reader` of the running operator.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from corral.api import groups
 from corral.api.tools import ToolSpec
-from corral.operator import errors, hashing, resolving
+from corral.operator import errors, hashing, kinds, naming, resolving
 
 T = TypeVar("T")
 Key = tuple[str, str, str]
@@ -28,8 +29,35 @@ Name = tuple[str, str]
 """(namespace, name)"""
 ReferenceIndex = Mapping[Key, Collection[str]]
 NamespaceIndex = Mapping[str, Collection[str]]
-SpecIndex = Mapping[Name, Collection[Mapping[str, Any]]]
 DigestIndex = Mapping[Name, Collection[Mapping[str, str]]]
+BodyIndex = Mapping[Name, Collection[Mapping[str, Any]]]
+OWNS_REPLICAS = "corral.dev/owns-replicas"
+"""Key of a trimmed Deployment: True when the operator's server-side apply owns spec.replicas."""
+_META = ("name", "namespace", "uid", "generation", "resourceVersion", "labels", "annotations")
+_META_MORE = ("ownerReferences", "deletionTimestamp")
+
+
+def index_name(kind: str) -> str:
+    """The name of the Kopf index holding the children of `kind` (`child_deployment`)."""
+    return f"child_{kind.lower()}"
+
+
+def trim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the operator keeps of an object: no managedFields (the bulk of most objects)."""
+    meta = body.get("metadata") or {}
+    kept = {key: meta[key] for key in (*_META, *_META_MORE) if meta.get(key) is not None}
+    trimmed = {key: value for key, value in body.items() if key != "metadata"}
+    trimmed["metadata"] = kept
+    if body.get("kind") == "Deployment":
+        trimmed[OWNS_REPLICAS] = _owns_replicas(meta.get("managedFields"))
+    return trimmed
+
+
+def _owns_replicas(managed: Any) -> bool:
+    for entry in managed or []:
+        if entry.get("manager") == naming.MANAGER and entry.get("operation") == "Apply":
+            return "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+    return False
 
 
 def identity(body: Mapping[str, Any]) -> tuple[str, str]:
@@ -64,9 +92,16 @@ def name_by_namespace(body: Mapping[str, Any]) -> dict[str, str]:
     return {namespace: name}
 
 
-def spec_by_name(body: Mapping[str, Any]) -> dict[Name, dict[str, Any]]:
-    """Index a Persona or Tool under (namespace, name), keeping only its spec."""
-    return {identity(body): {"spec": body.get("spec") or {}}}
+def by_name(body: Mapping[str, Any]) -> dict[Name, dict[str, Any]]:
+    """Index an Agent, Persona or Tool under (namespace, name)."""
+    return {identity(body): trim(body)}
+
+
+def child_by_agent(body: Mapping[str, Any]) -> dict[Name, dict[str, Any]]:
+    """Index a child under (namespace, the Agent named by its label); others under nothing."""
+    namespace, _ = identity(body)
+    agent = ((body.get("metadata") or {}).get("labels") or {}).get(naming.AGENT_LABEL)
+    return {(namespace, str(agent)): trim(body)} if agent else {}
 
 
 def secret_digests(body: Mapping[str, Any]) -> dict[Name, dict[str, str]]:
@@ -101,23 +136,55 @@ def used_by(kind: str, namespace: str, name: str, agents_by_reference: Reference
     return sorted(set(agents_by_reference.get((kind, namespace, name), ())))
 
 
+INDEXES: tuple[str, ...] = (
+    "agents",
+    "agents_by_reference",
+    "tools_by_reference",
+    "agents_by_namespace",
+    "personas",
+    "tools",
+    "secrets",
+    *(index_name(child.kind) for child in kinds.CHILDREN),
+)
+"""Every Kopf index the operator registers (`handlers`), by name."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Indexes:
     """Kopf's live indexes; also the `resolving.Reader` of the running operator."""
 
+    agents: BodyIndex
     agents_by_reference: ReferenceIndex
     tools_by_reference: ReferenceIndex
     agents_by_namespace: NamespaceIndex
-    personas: SpecIndex
-    tools: SpecIndex
+    personas: BodyIndex
+    tools: BodyIndex
     secrets: DigestIndex
+    children: Mapping[str, BodyIndex]
+    """Child kind -> its index, keyed by (namespace, Agent name)."""
+
+    @classmethod
+    def of(cls, indices: Mapping[str, Any]) -> Indexes:
+        """The operator's indexes out of Kopf's handler kwargs (or any mapping of them)."""
+        children = {c.kind: indices[index_name(c.kind)] for c in kinds.CHILDREN}
+        plain = {name: indices[name] for name in INDEXES if not name.startswith("child_")}
+        return cls(**plain, children=children)
 
     def agent_names(self, namespace: str) -> set[str]:
         return set(self.agents_by_namespace.get(namespace, ()))
 
-    def names(self, kind: str) -> list[Name]:
-        """(namespace, name) of every Persona or Tool, sorted."""
-        return sorted(self.personas if kind == groups.PERSONA else self.tools)
+    def body(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The cached Agent, Persona or Tool, or None."""
+        index = {groups.AGENT: self.agents, groups.PERSONA: self.personas}.get(kind, self.tools)
+        return _only(index.get((namespace, name)))
+
+    def child(self, kind: str, namespace: str, agent: str) -> Mapping[str, Any] | None:
+        """The Agent's child of `kind` as last seen (the one with the child's own name)."""
+        name = kinds.BY_KIND[kind].name(agent)
+        for body in self.children[kind].get((namespace, agent), ()):
+            if (body.get("metadata") or {}).get("name") == name:
+                return body
+        return None
 
     async def persona(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         return _only(self.personas.get((namespace, name)))

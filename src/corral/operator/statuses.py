@@ -33,6 +33,23 @@ class Rollout:
     ready_replicas: int | None = None
     updated_replicas: int | None = None
     available_replicas: int | None = None
+    current_replicas: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaling:
+    """The HorizontalPodAutoscaler's view: pods now and pods it wants."""
+
+    current: int
+    desired: int
+
+
+def scaling(hpa: Mapping[str, Any] | None) -> Scaling | None:
+    """What the Agent's HPA last decided, or None without an HPA (or before its first look)."""
+    status = (hpa or {}).get("status") or {}
+    if "desiredReplicas" not in status:
+        return None
+    return Scaling(int(status.get("currentReplicas", 0)), int(status["desiredReplicas"]))
 
 
 def rollout(deployment: Mapping[str, Any] | None, config_hash: str | None) -> Rollout:
@@ -47,6 +64,7 @@ def rollout(deployment: Mapping[str, Any] | None, config_hash: str | None) -> Ro
         "ready_replicas": int(status.get("readyReplicas", 0)),
         "updated_replicas": int(status.get("updatedReplicas", 0)),
         "available_replicas": int(status.get("availableReplicas", 0)),
+        "current_replicas": int(status.get("replicas", 0)),
     }
     template = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
 
@@ -86,6 +104,7 @@ class Observation:
     rollout: Rollout | None = None
     endpoint: str | None = None
     config_hash: str | None = None
+    scaling: Scaling | None = None
 
 
 def agent_status(seen: Observation, previous: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
@@ -113,6 +132,20 @@ def agent_status(seen: Observation, previous: Mapping[str, Any] | None, now: str
         }
     else:
         for key in ("replicas", "readyReplicas", "updatedReplicas", "availableReplicas"):
+            if key in previous:
+                status[key] = previous[key]
+    if seen.scaling is not None:
+        status |= {
+            "currentReplicas": seen.scaling.current,
+            "desiredReplicas": seen.scaling.desired,
+        }
+    elif seen.rollout is not None and seen.rollout.replicas is not None:
+        status |= {
+            "currentReplicas": seen.rollout.current_replicas,
+            "desiredReplicas": seen.rollout.replicas,
+        }
+    else:
+        for key in ("currentReplicas", "desiredReplicas"):
             if key in previous:
                 status[key] = previous[key]
     return status
@@ -145,7 +178,7 @@ def _agent_conditions(seen: Observation) -> list[tuple[str, str, str, str]]:
     if failure is not None:
         message = str(failure)
         conditions.append((READY, "False", failure.reason, message))
-        if isinstance(failure, errors.InvalidSpec | errors.NameConflict):
+        if failure.permanent:
             conditions.append((STALLED, "True", failure.reason, message))
         else:
             conditions.append((RECONCILING, "True", failure.reason, f"retrying: {message}"))

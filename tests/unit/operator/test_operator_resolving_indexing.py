@@ -166,12 +166,14 @@ def indexes_of(reader: FakeReader, secrets: list[dict[str, Any]]) -> indexing.In
     """The indexes Kopf would build from the reader's objects."""
     agents = list(reader.agents.values())
     return indexing.Indexes(
+        agents=index(agents, indexing.by_name),
         agents_by_reference=index(agents, indexing.agent_references),
         tools_by_reference=index(list(reader.tools.values()), indexing.tool_references),
         agents_by_namespace=index(agents, indexing.name_by_namespace),
-        personas=index(list(reader.personas.values()), indexing.spec_by_name),
-        tools=index(list(reader.tools.values()), indexing.spec_by_name),
+        personas=index(list(reader.personas.values()), indexing.by_name),
+        tools=index(list(reader.tools.values()), indexing.by_name),
         secrets=index(secrets, indexing.secret_digests),
+        children={},
     )
 
 
