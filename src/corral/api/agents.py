@@ -290,7 +290,7 @@ class AgentStatus(Model):
     current_replicas: int | None = Field(
         default=None,
         ge=0,
-        description="Pods running now, as the HorizontalPodAutoscaler (or the Deployment) sees it.",
+        description="Pods the Deployment has now.",
     )
     desired_replicas: int | None = Field(
         default=None,

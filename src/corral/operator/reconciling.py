@@ -138,7 +138,7 @@ class Reconciler:
         except Exception as err:  # an API error, or a bug: retried, never fatal
             if not isinstance(err, errors.OperatorError):
                 log.exception("Agent %s/%s: reconcile failed", namespace, name)
-            outcome = Outcome(error=err)
+            outcome = Outcome(error=err, written=await self._initial_status(body))
         self._count(groups.AGENT, outcome.error, started)
         return outcome
 
@@ -210,6 +210,24 @@ class Reconciler:
         return Outcome(
             written=written, error=failure, references=rendered.references, memo=rendered
         )
+
+    async def _initial_status(self, body: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+        """A first visit failed before the Agent had a status: set Ready=Unknown, so it shows a
+        status while the retry waits. Best effort; a successful visit writes the real one."""
+        previous = dict(body.get("status") or {})
+        meta = body.get("metadata") or {}
+        generation = int(meta.get("generation") or 0)
+        initial = statuses.initial_agent_status(generation, previous, self.clock())
+        if initial is None:
+            return {}
+        url = kube.path(groups.API_VERSION, groups.AGENT, str(meta["namespace"]), str(meta["name"]))
+        try:
+            answer = await self.client.patch_status(
+                groups.AGENT, url, statuses.merge_patch(previous, initial)
+            )
+        except errors.OperatorError:
+            return {}
+        return {groups.AGENT: indexing.trim(answer)}
 
     async def _render(
         self, namespace: str, body: Mapping[str, Any], memo: Rendered | None

@@ -134,20 +134,20 @@ def agent_status(seen: Observation, previous: Mapping[str, Any] | None, now: str
         for key in ("replicas", "readyReplicas", "updatedReplicas", "availableReplicas"):
             if key in previous:
                 status[key] = previous[key]
-    if seen.scaling is not None:
-        status |= {
-            "currentReplicas": seen.scaling.current,
-            "desiredReplicas": seen.scaling.desired,
-        }
-    elif seen.rollout is not None and seen.rollout.replicas is not None:
-        status |= {
-            "currentReplicas": seen.rollout.current_replicas,
-            "desiredReplicas": seen.rollout.replicas,
-        }
-    else:
-        for key in ("currentReplicas", "desiredReplicas"):
-            if key in previous:
-                status[key] = previous[key]
+    # Current: the pods the Deployment has now; desired: the HPA's latest decision (without
+    # an HPA, the Deployment's spec). Each keeps its previous value when not observed.
+    roll = seen.rollout if seen.rollout is not None and seen.rollout.replicas is not None else None
+    current = roll.current_replicas if roll is not None else None
+    if current is None and seen.scaling is not None:
+        current = seen.scaling.current
+    desired = seen.scaling.desired if seen.scaling is not None else None
+    if desired is None and roll is not None:
+        desired = roll.replicas
+    for key, value in (("currentReplicas", current), ("desiredReplicas", desired)):
+        if value is not None:
+            status[key] = value
+        elif key in previous:
+            status[key] = previous[key]
     return status
 
 

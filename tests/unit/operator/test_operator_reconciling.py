@@ -15,7 +15,7 @@ import pytest
 import yaml
 from operator_testkit import FakeKube, agent, cache, make_settings, persona
 
-from corral.operator import applying, kube, metrics, offline
+from corral.operator import applying, errors, kube, metrics, offline
 from corral.operator.reconciling import Outcome, Reconciler
 from corral.operator.rendering import children
 from corral.operator.scheduling import Scheduler
@@ -204,6 +204,13 @@ def test_a_hand_edit_of_the_deployment_is_reverted(api: FakeKube) -> None:
     assert api.events[-1]["reason"] == "DriftReverted"
 
 
+def test_a_first_visit_failing_on_the_api_still_shows_a_status(api: FakeKube) -> None:
+    api.fail_next.append(errors.ApiUnavailable("PATCH: 503"))
+    outcome = Operator(api).run()
+    assert isinstance(outcome.error, errors.ApiUnavailable)
+    assert ready(api) == ("Unknown", "Reconciling")
+
+
 def test_a_deleted_agent_is_gone_without_writes(api: FakeKube) -> None:
     op = Operator(api)
     del api.objects[AGENT_URL]
@@ -241,6 +248,7 @@ def test_switching_from_replicas_to_autoscaling_keeps_the_pods_and_reports_the_h
     assert api.writes[0][1] == "Deployment", "the handover comes first"
     assert api.at(DEPLOYMENT_URL)["spec"]["replicas"] == 3, "never reset to 1"
     api.touch(HPA_URL)["status"] = {"currentReplicas": 3, "desiredReplicas": 4}
+    make_available(api)
     op.run()
     status = api.at(AGENT_URL)["status"]
     assert (status["currentReplicas"], status["desiredReplicas"]) == (3, 4)
