@@ -5,8 +5,8 @@ Indexes keep the observed state (the watch cache); event handlers only tell the 
 what they saw and return at once. No handler writes, raises for Kopf to retry, or stores
 anything on the objects: no finalizers (owner references delete the children, so deleting an
 Agent never waits for the operator), no progress or diff-base annotations. A Secret's values
-are reduced to digests here and in its index function; they go no further. The child kinds
-come from `kinds.CHILDREN`.
+are reduced to digests here and in its index function; they go no further. The referenced
+kinds come from `indexing.REFERENCED`, the child kinds from `kinds.CHILDREN`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from corral.operator import hashing, indexing, kinds, naming, starting
 from corral.operator.scheduling import Scheduler
 
 AGENTS = (groups.GROUP, groups.VERSION, groups.PLURALS[groups.AGENT])
-PERSONAS = (groups.GROUP, groups.VERSION, groups.PLURALS[groups.PERSONA])
-TOOLS = (groups.GROUP, groups.VERSION, groups.PLURALS[groups.TOOL])
 
 
 def _ns(namespace: str | None) -> str:
@@ -59,21 +57,6 @@ def agents_by_namespace(body: kopf.Body, **_: Any) -> dict[str, str]:
     return indexing.name_by_namespace(body)
 
 
-@kopf.index(*TOOLS)
-def tools_by_reference(body: kopf.Body, **_: Any) -> dict[indexing.Key, str]:
-    return indexing.tool_references(body)
-
-
-@kopf.index(*PERSONAS)
-def personas(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any]]:
-    return indexing.by_name(body)
-
-
-@kopf.index(*TOOLS)
-def tools(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any]]:
-    return indexing.by_name(body)
-
-
 @kopf.index("v1", "secrets")
 def secrets(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, str]]:
     return indexing.secret_digests(body)
@@ -84,16 +67,6 @@ async def agent_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: A
     _scheduler(memo).agent_seen(type, body)
 
 
-@kopf.on.event(*PERSONAS)
-async def persona_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _scheduler(memo).referenced_seen(groups.PERSONA, type, body)
-
-
-@kopf.on.event(*TOOLS)
-async def tool_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    _scheduler(memo).referenced_seen(groups.TOOL, type, body)
-
-
 @kopf.on.event("v1", "secrets")
 async def secret_event(
     type: str | None, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
@@ -101,6 +74,24 @@ async def secret_event(
     # The values are reduced to one digest here: only "did the data change?" goes further.
     digest = hashing.secret_data_digest(_ns(namespace), name, body.get("data"))
     _scheduler(memo).secret_seen(type, _ns(namespace), name, digest)
+
+
+def _watch_referenced(referenced: indexing.ReferencedKind) -> None:
+    @kopf.index(*referenced.resource, id=referenced.index)
+    def referenced_index(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any]]:
+        return indexing.by_name(body)
+
+    if referenced.references is not None:
+
+        @kopf.index(*referenced.resource, id=referenced.by_reference_index)
+        def named_by(body: kopf.Body, **_: Any) -> dict[indexing.Key, str]:
+            return indexing.named_by(referenced, body)
+
+    @kopf.on.event(*referenced.resource, id=f"{referenced.kind.lower()}_event")
+    async def referenced_event(
+        type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+    ) -> None:
+        _scheduler(memo).referenced_seen(referenced.kind, type, body)
 
 
 def _watch_child(child: kinds.ChildKind) -> None:
@@ -115,5 +106,7 @@ def _watch_child(child: kinds.ChildKind) -> None:
         _scheduler(memo).child_seen(child.kind, type, body)
 
 
+for _referenced in indexing.REFERENCED:
+    _watch_referenced(_referenced)
 for _child in kinds.CHILDREN:
     _watch_child(_child)

@@ -13,12 +13,13 @@ changed?"; `Indexes` is also the `resolving.Reader` of the running operator.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Final, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from corral.api import groups
+from corral.api.personas import PersonaSpec
 from corral.api.tools import ToolSpec
 from corral.operator import errors, hashing, kinds, naming, resolving
 
@@ -35,6 +36,40 @@ OWNS_REPLICAS = "corral.dev/owns-replicas"
 """Key of a trimmed Deployment: True when the operator's server-side apply owns spec.replicas."""
 _META = ("name", "namespace", "uid", "generation", "resourceVersion", "labels", "annotations")
 _META_MORE = ("ownerReferences", "deletionTimestamp")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferencedKind:
+    """A kind Agents reference by name: watched, cached, and its changes re-reconcile exactly
+    the Agents that use it. Its status (`Ready`, `usedBy`) is kept by `referenced`."""
+
+    kind: str
+    spec: type[BaseModel]
+    """The model its spec must validate against (else it is not Ready: InvalidSpec)."""
+    references: Callable[[Any], list[errors.Reference]] | None = None
+    """What one of its specs names in turn (Secrets, Agents): their changes reach the Agents
+    using it too."""
+
+    @property
+    def resource(self) -> tuple[str, str, str]:
+        return (groups.GROUP, groups.VERSION, groups.PLURALS[self.kind])
+
+    @property
+    def index(self) -> str:
+        return groups.PLURALS[self.kind]
+
+    @property
+    def by_reference_index(self) -> str:
+        return f"{groups.PLURALS[self.kind]}_by_reference"
+
+
+REFERENCED: Final = (
+    ReferencedKind(groups.PERSONA, PersonaSpec),
+    ReferencedKind(groups.TOOL, ToolSpec, resolving.tool_references),
+)
+"""The referenced kinds: adding one (an MCPServer) is one entry here, plus how `resolving`
+uses it."""
+BY_REFERENCED: Final = {referenced.kind: referenced for referenced in REFERENCED}
 
 
 def index_name(kind: str) -> str:
@@ -76,14 +111,22 @@ def agent_references(body: Mapping[str, Any]) -> dict[Key, str]:
     return {(ref.kind, namespace, ref.name): name for ref in resolving.agent_references(agent.spec)}
 
 
-def tool_references(body: Mapping[str, Any]) -> dict[Key, str]:
-    """Index a Tool under the Secrets its headers use and the Agent it calls."""
+def named_by(referenced: ReferencedKind, body: Mapping[str, Any]) -> dict[Key, str]:
+    """Index a referenced object (a Tool) under what it names (its Secrets, the Agent it calls);
+    an unparseable one under nothing."""
     namespace, name = identity(body)
+    if referenced.references is None:
+        return {}
     try:
-        spec = ToolSpec.model_validate(body.get("spec") or {})
+        spec = referenced.spec.model_validate(body.get("spec") or {})
     except ValidationError:
         return {}
-    return {(ref.kind, namespace, ref.name): name for ref in resolving.tool_references(spec)}
+    return {(ref.kind, namespace, ref.name): name for ref in referenced.references(spec)}
+
+
+def tool_references(body: Mapping[str, Any]) -> dict[Key, str]:
+    """Index a Tool under the Secrets its headers use and the Agent it calls."""
+    return named_by(BY_REFERENCED[groups.TOOL], body)
 
 
 def name_by_namespace(body: Mapping[str, Any]) -> dict[str, str]:
@@ -114,21 +157,13 @@ def secret_digests(body: Mapping[str, Any]) -> dict[Name, dict[str, str]]:
     return {(namespace, name): digests}
 
 
-def dependents(
-    kind: str,
-    namespace: str,
-    name: str,
-    agents_by_reference: ReferenceIndex,
-    tools_by_reference: ReferenceIndex,
-) -> set[str]:
-    """Names of the Agents in `namespace` whose children depend on the object."""
-    direct = set(agents_by_reference.get((kind, namespace, name), ()))
-    if kind not in ("Secret", groups.AGENT):
-        return direct
-    via_tools: set[str] = set()
-    for tool in tools_by_reference.get((kind, namespace, name), ()):
-        via_tools |= set(agents_by_reference.get((groups.TOOL, namespace, tool), ()))
-    return direct | via_tools
+def dependents(kind: str, namespace: str, name: str, indexes: Indexes) -> set[str]:
+    """Names of the Agents in `namespace` whose children depend on the object: those naming it,
+    and those using a referenced object (a Tool) that names it."""
+    found = set(indexes.agents_by_reference.get((kind, namespace, name), ()))
+    for referrer, referrer_name in indexes.referrers(kind, namespace, name):
+        found |= set(indexes.agents_by_reference.get((referrer, namespace, referrer_name), ()))
+    return found
 
 
 def used_by(kind: str, namespace: str, name: str, agents_by_reference: ReferenceIndex) -> list[str]:
@@ -139,11 +174,10 @@ def used_by(kind: str, namespace: str, name: str, agents_by_reference: Reference
 INDEXES: tuple[str, ...] = (
     "agents",
     "agents_by_reference",
-    "tools_by_reference",
     "agents_by_namespace",
-    "personas",
-    "tools",
     "secrets",
+    *(referenced.index for referenced in REFERENCED),
+    *(r.by_reference_index for r in REFERENCED if r.references is not None),
     *(index_name(child.kind) for child in kinds.CHILDREN),
 )
 """Every Kopf index the operator registers (`handlers`), by name."""
@@ -155,27 +189,42 @@ class Indexes:
 
     agents: BodyIndex
     agents_by_reference: ReferenceIndex
-    tools_by_reference: ReferenceIndex
     agents_by_namespace: NamespaceIndex
-    personas: BodyIndex
-    tools: BodyIndex
     secrets: DigestIndex
+    referenced: Mapping[str, BodyIndex]
+    """Referenced kind -> its objects by (namespace, name)."""
+    named_by: Mapping[str, ReferenceIndex]
+    """Referenced kind -> its objects' names under what they name (`named_by`)."""
     children: Mapping[str, BodyIndex]
     """Child kind -> its index, keyed by (namespace, Agent name)."""
 
     @classmethod
     def of(cls, indices: Mapping[str, Any]) -> Indexes:
         """The operator's indexes out of Kopf's handler kwargs (or any mapping of them)."""
-        children = {c.kind: indices[index_name(c.kind)] for c in kinds.CHILDREN}
-        plain = {name: indices[name] for name in INDEXES if not name.startswith("child_")}
-        return cls(**plain, children=children)
+        return cls(
+            agents=indices["agents"],
+            agents_by_reference=indices["agents_by_reference"],
+            agents_by_namespace=indices["agents_by_namespace"],
+            secrets=indices["secrets"],
+            referenced={r.kind: indices[r.index] for r in REFERENCED},
+            named_by={r.kind: indices[r.by_reference_index] for r in REFERENCED if r.references},
+            children={c.kind: indices[index_name(c.kind)] for c in kinds.CHILDREN},
+        )
+
+    def referrers(self, kind: str, namespace: str, name: str) -> list[tuple[str, str]]:
+        """(kind, name) of the referenced objects (Tools) naming the object, sorted."""
+        return sorted(
+            (referrer, found)
+            for referrer, index in self.named_by.items()
+            for found in index.get((kind, namespace, name), ())
+        )
 
     def agent_names(self, namespace: str) -> set[str]:
         return set(self.agents_by_namespace.get(namespace, ()))
 
     def body(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         """The cached Agent, Persona or Tool, or None."""
-        index = {groups.AGENT: self.agents, groups.PERSONA: self.personas}.get(kind, self.tools)
+        index = self.agents if kind == groups.AGENT else self.referenced[kind]
         return _only(index.get((namespace, name)))
 
     def child(self, kind: str, namespace: str, agent: str) -> Mapping[str, Any] | None:
@@ -187,10 +236,10 @@ class Indexes:
         return None
 
     async def persona(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        return _only(self.personas.get((namespace, name)))
+        return self.body(groups.PERSONA, namespace, name)
 
     async def tool(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        return _only(self.tools.get((namespace, name)))
+        return self.body(groups.TOOL, namespace, name)
 
     async def agent(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         exists = name in self.agents_by_namespace.get(namespace, ())

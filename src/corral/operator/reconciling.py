@@ -249,7 +249,7 @@ class Reconciler:
         references = frozenset(
             (kind, namespace, name)
             for kind, name, _ in reader.lookups
-            if kind in (groups.PERSONA, groups.TOOL)
+            if kind in indexing.BY_REFERENCED
         )
         return Rendered(inputs, tuple(reader.lookups.items()), result, references)
 

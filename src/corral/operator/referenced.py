@@ -11,19 +11,18 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from corral.api import groups
-from corral.api.personas import PersonaSpec
 from corral.api.tools import ToolSpec
-from corral.operator import kube, naming, statuses
+from corral.operator import indexing, kube, naming, statuses
 
 
 def problem(
     kind: str, body: Mapping[str, Any], agent_names: Collection[str]
 ) -> tuple[str, str] | None:
     """(reason, message) of what keeps the object from being usable, or None."""
-    model: type[BaseModel] = PersonaSpec if kind == groups.PERSONA else ToolSpec
+    model = indexing.BY_REFERENCED[kind].spec
     try:
         spec = model.model_validate(body.get("spec") or {})
     except ValidationError as err:

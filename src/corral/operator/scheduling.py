@@ -27,7 +27,7 @@ from corral.operator.reconciling import Outcome, Reconciler
 from corral.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-REFERENCED = (groups.PERSONA, groups.TOOL)
+REFERENCED = frozenset(indexing.BY_REFERENCED)
 
 
 @dataclasses.dataclass
@@ -212,17 +212,11 @@ class Scheduler:
             self._wake.set()
 
     def _dependents_changed(self, kind: str, namespace: str, name: str) -> None:
-        found = indexing.dependents(
-            kind,
-            namespace,
-            name,
-            self.indexes.agents_by_reference,
-            self.indexes.tools_by_reference,
-        )
+        found = indexing.dependents(kind, namespace, name, self.indexes)
         self._schedule(*((groups.AGENT, namespace, agent) for agent in sorted(found)))
 
     def _target_changed(self, namespace: str, name: str) -> None:
         """An Agent came or went: agent Tools calling it change Ready, and their users."""
-        tools = self.indexes.tools_by_reference.get((groups.AGENT, namespace, name), ())
-        self._schedule(*((groups.TOOL, namespace, tool) for tool in sorted(tools)))
+        referrers = self.indexes.referrers(groups.AGENT, namespace, name)
+        self._schedule(*((kind, namespace, referrer) for kind, referrer in referrers))
         self._dependents_changed(groups.AGENT, namespace, name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -229,8 +230,17 @@ def cache(api: FakeKube) -> indexing.Indexes:
             ("agents_by_reference", indexing.agent_references),
             ("agents_by_namespace", indexing.name_by_namespace),
         ],
-        "Tool": [("tools_by_reference", indexing.tool_references), ("tools", indexing.by_name)],
-        "Persona": [("personas", indexing.by_name)],
+        **{
+            r.kind: [
+                (r.index, indexing.by_name),
+                *(
+                    [(r.by_reference_index, functools.partial(indexing.named_by, r))]
+                    if r.references
+                    else []
+                ),
+            ]
+            for r in indexing.REFERENCED
+        },
         "Secret": [("secrets", indexing.secret_digests)],
         **{
             child.kind: [(indexing.index_name(child.kind), indexing.child_by_agent)]
