@@ -200,7 +200,7 @@ class Reconciler:
                 )
         previous = dict(body.get("status") or {})
         status = statuses.agent_status(seen, previous, self.clock())
-        if status != previous:
+        if status != previous and not statuses.only_progress(previous, status):
             url = kube.path(groups.API_VERSION, groups.AGENT, namespace, name)
             answer = await self.client.patch_status(
                 groups.AGENT, url, statuses.merge_patch(previous, status)

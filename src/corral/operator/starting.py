@@ -89,11 +89,13 @@ async def stop(memo: Mapping[str, Any]) -> None:
 
 
 def _gauge_managed(meters: metrics.Metrics, indexes: indexing.Indexes) -> None:
-    """The managed-objects gauge reads the cache when scraped: no bookkeeping of its own."""
-    meters.managed.labels(kind=groups.AGENT).set_function(lambda: len(indexes.agents))
+    """The managed-objects gauge reads the cache when scraped: no bookkeeping of its own. It
+    runs on the metrics server's thread, so it only takes lengths (atomic), never iterates an
+    index the event loop may be changing: one child of a kind per Agent."""
+    meters.managed.labels(kind=groups.AGENT).set_function(_counter(indexes.agents))
     for child in kinds.CHILDREN:
         meters.managed.labels(kind=child.kind).set_function(_counter(indexes.children[child.kind]))
 
 
 def _counter(index: indexing.BodyIndex) -> Callable[[], float]:
-    return lambda: sum(len(bodies) for bodies in index.values())
+    return lambda: len(index)

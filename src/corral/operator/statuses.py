@@ -256,6 +256,36 @@ def merge_patch(previous: Mapping[str, Any] | None, desired: Mapping[str, Any]) 
     return patch | dict(desired)
 
 
+def only_progress(previous: Mapping[str, Any] | None, status: Mapping[str, Any]) -> bool:
+    """True when `status` differs from `previous` only by how far a rollout has got (messages,
+    replica counts) while the Agent stays RollingOut: not worth a write. Every change of a
+    condition's status or reason, of the generation, or anything while Ready is True, is."""
+    previous = previous or {}
+
+    def shape(s: Mapping[str, Any]) -> Any:
+        conditions = [
+            (c.get("type"), c.get("status"), c.get("reason")) for c in s.get("conditions") or []
+        ]
+        same = {k: v for k, v in s.items() if k not in _PROGRESS}
+        return conditions, same
+
+    rolling = ready_of(previous) == ready_of(status) == ("False", "RollingOut")
+    return rolling and shape(previous) == shape(status)
+
+
+_PROGRESS = frozenset(
+    {
+        "conditions",
+        "replicas",
+        "readyReplicas",
+        "updatedReplicas",
+        "availableReplicas",
+        "currentReplicas",
+        "desiredReplicas",
+    }
+)
+
+
 def ready_of(status: Mapping[str, Any] | None) -> tuple[str, str] | None:
     """(status, reason) of the Ready condition, if any."""
     condition = _condition((status or {}).get("conditions"), READY)
