@@ -6,7 +6,7 @@ way the operator did not write itself, the Agents depending on a Persona, Tool, 
 Tool's target that changed (their version, not their status), the Personas and Tools whose
 `usedBy` may differ. `lead` runs the due work with a few workers while this process leads
 (`electing`); a standby keeps its queue and its cache warm and writes nothing. Every run returns
-an `reconciling.Outcome`, recorded here and only here: the writes the cache has yet to show,
+a `reconciling.Outcome`, recorded here and only here: the writes the cache has yet to show,
 the Agent's references, the failure count behind the backoff (`errors.retry_delay`, the one
 retry path), and when the key is due next (the periodic drift check).
 """

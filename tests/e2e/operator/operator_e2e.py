@@ -206,6 +206,16 @@ def ready(agent: dict[str, Any] | None) -> tuple[str, str] | None:
     return None
 
 
+def wait_ready(cluster: Cluster, op: OperatorProcess, namespace: str, name: str) -> None:
+    """Wait until the Agent is Ready=True/Available for its generation."""
+    wait_for(
+        f"Agent {namespace}/{name} Ready=True",
+        lambda: ready(cluster.agent(namespace, name)) == ("True", "Available"),
+        90,
+        op.log_tail,
+    )
+
+
 def rolled_out(deployment: dict[str, Any] | None) -> bool:
     """The Deployment controller has finished with this generation (no more status writes)."""
     if deployment is None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from operator_e2e import Cluster, OperatorProcess, ready, wait_for
+from operator_e2e import Cluster, OperatorProcess, ready, wait_for, wait_ready
 from operator_manifests import agent
 
 from localcluster import handles
@@ -54,13 +54,12 @@ def assert_standing_by(op: OperatorProcess) -> None:
     assert (writes(op), reconciles(op)) == (0, 0), op.log_tail()
 
 
-def wait_ready(kube: Cluster, op: OperatorProcess, ns: str, name: str) -> None:
-    wait_for(
-        f"Agent {name} Ready",
-        lambda: ready(kube.agent(ns, name)) == ("True", "Available"),
-        90,
-        op.log_tail,
-    )
+def hold_steady(leader: OperatorProcess, standby: OperatorProcess) -> None:
+    """For a few seconds (drift checks, renewals): the leader leads, the standby does nothing."""
+    for _ in range(5):
+        assert leading(leader), leader.log_tail()
+        assert_standing_by(standby)
+        time.sleep(1)
 
 
 def take_over(standby: OperatorProcess, killed: OperatorProcess) -> float:
@@ -81,10 +80,7 @@ def test_one_of_two_operators_works_and_the_other_takes_over_when_it_is_killed(
     kube.apply(ns, agent("one"))
     wait_ready(kube, first, ns, "one")
     assert writes(first) > 0
-    for _ in range(5):  # a few drift checks and renewals later: still only one works
-        assert leading(first)
-        assert_standing_by(second)
-        time.sleep(1)
+    hold_steady(first, second)
 
     first_takeover = take_over(second, first)
     kube.apply(ns, agent("two"))
@@ -101,10 +97,7 @@ def test_one_of_two_operators_works_and_the_other_takes_over_when_it_is_killed(
     )
 
     first.start()  # back as a standby: it must not take the Lease from a live leader
-    for _ in range(5):
-        assert leading(second)
-        assert_standing_by(first)
-        time.sleep(1)
+    hold_steady(second, first)
 
     second_takeover = take_over(first, second)
     kube.apply(ns, agent("three"))
