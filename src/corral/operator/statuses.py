@@ -295,9 +295,15 @@ def ready_of(status: Mapping[str, Any] | None) -> tuple[str, str] | None:
 def transition_event(
     previous: Mapping[str, Any] | None, current: Mapping[str, Any]
 ) -> tuple[Literal["Normal", "Warning"], str, str] | None:
-    """(type, reason, message) of the Event to post when Ready changed, else None."""
+    """(type, reason, message) of the Event to post when Ready changed, else None.
+
+    A rollout ending as announced (RollingOut -> Available) posts none: the Event of the write
+    that started it and the Ready condition's lastTransitionTime already tell it, and one Event
+    per Agent is one request per Agent. A recovery from a failure is an Event."""
     before, after = ready_of(previous), ready_of(current)
     if after is None or before == after or after[0] == "Unknown":
+        return None
+    if before == ("False", "RollingOut") and after[0] == "True":
         return None
     condition = _condition(current.get("conditions"), READY) or {}
     if after[0] == "True" or after[1] == "RollingOut":

@@ -201,7 +201,8 @@ def test_merge_patch_removes_keys_the_new_status_no_longer_has() -> None:
     [
         (None, ("Unknown", "Reconciling"), None),
         (("Unknown", "Reconciling"), ("False", "RollingOut"), ("Normal", "RollingOut")),
-        (("False", "RollingOut"), ("True", "Available"), ("Normal", "Available")),
+        (("False", "RollingOut"), ("True", "Available"), None),  # the rollout ends as announced
+        (("False", "MissingReference"), ("True", "Available"), ("Normal", "Available")),
         (("True", "Available"), ("False", "MissingReference"), ("Warning", "MissingReference")),
         (("False", "MissingReference"), ("False", "MissingReference"), None),
     ],
