@@ -56,7 +56,7 @@ class OperatorSettings(BaseSettings):
         default=300, gt=0, description="How often every Agent is re-reconciled regardless."
     )
     status_refresh_interval_seconds: float = Field(
-        default=10,
+        default=5,
         ge=0,
         le=60,
         description="A Persona's or Tool's status (usedBy) is recomputed at most this often;"
