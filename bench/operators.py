@@ -79,14 +79,20 @@ def render(docs: list[dict[str, Any]], workdir: Path) -> list[dict[str, Any]]:
 class OperatorRun:
     """One `corral operator` process (use as a context manager)."""
 
-    def __init__(self, namespace: str, kubeconfig: Path, log: Path) -> None:
+    def __init__(
+        self, namespace: str, kubeconfig: Path, log: Path, drift_seconds: float | None = None
+    ) -> None:
         self.liveness_port = procs.free_port()
         self.metrics_port = procs.free_port()
+        drift = (
+            {} if drift_seconds is None else {"CORRAL_DRIFT_INTERVAL_SECONDS": str(drift_seconds)}
+        )
         env = runtimes.child_env(
             KUBECONFIG=str(kubeconfig),
             CORRAL_LISTEN_HOST="127.0.0.1",
             CORRAL_IMAGE=IMAGE,
             CORRAL_REPORTING_INSTANCE="bench",
+            **drift,
         )
         argv = [str(CORRAL), "operator", "-n", namespace]
         argv += ["--liveness-port", str(self.liveness_port)]

@@ -123,7 +123,7 @@ def render(
         " regenerate it with `make bench` rather than editing it. Profiles of missed targets,"
         f" with before/after measurements, are in [{PROFILE_NOTES}]({PROFILE_NOTES}).",
         "",
-        "## Headline (targets from issue #7)",
+        "## Headline (targets from issues #7 and #15)",
         "",
         *headline(results),
         *(f"- the {name} suite did not finish: see below" for name in failures or {}),

@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NS",
         help="watch this namespace (repeatable; glob patterns as in Kopf)",
     )
+    op.add_argument(
+        "--peering",
+        metavar="NAME",
+        default=None,
+        help="high availability: run several replicas, the one holding the Lease NAME works",
+    )
     op.add_argument("--liveness-port", type=int, default=8081, help="health endpoint port")
     op.add_argument("--metrics-port", type=int, default=8082, help="Prometheus metrics port")
     op.add_argument("--verbose", action="store_true", help="debug logging")
@@ -102,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return operator_main.run(
             namespaces=args.namespace,
+            peering=args.peering,
             liveness_port=args.liveness_port,
             metrics_port=args.metrics_port,
             verbose=args.verbose,

@@ -34,6 +34,42 @@ MSG_COST_NEEDS_PRICING = (
     "spec.budget.costPerDay/costPerMonth need pricing on spec.model and on every fallback:"
     " without a price a model's spend is unknown"
 )
+MSG_AUTOSCALING_EXCLUDES_REPLICAS = (
+    "spec.autoscaling and spec.replicas exclude each other: with spec.autoscaling a"
+    " HorizontalPodAutoscaler owns the replica count, so remove spec.replicas"
+)
+MSG_AUTOSCALING_BOUNDS = "spec.autoscaling.minReplicas must not exceed spec.autoscaling.maxReplicas"
+
+
+class AutoscalingSpec(Model):
+    """A HorizontalPodAutoscaler (autoscaling/v2) on CPU utilisation owns the replica count."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.minReplicas <= self.maxReplicas",
+                    "message": MSG_AUTOSCALING_BOUNDS,
+                }
+            ]
+        }
+    )
+
+    min_replicas: int = Field(default=1, ge=1, le=100, description="Fewest pods.")
+    max_replicas: int = Field(ge=1, le=100, description="Most pods.")
+    target_cpu_utilization_percentage: int = Field(
+        default=80,
+        ge=1,
+        le=1000,
+        alias="targetCPUUtilizationPercentage",
+        description="Average CPU use, in percent of the pods' CPU request, the HPA aims for.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(MSG_AUTOSCALING_BOUNDS)
+        return self
 
 
 class ModelSpec(Model):
@@ -175,6 +211,11 @@ class AgentSpec(Model):
                     "message": MSG_UNIQUE_SERVERS,
                     "fieldPath": ".mcpServers",
                 },
+                {
+                    "rule": "!(has(self.autoscaling) && has(self.replicas))",
+                    "message": MSG_AUTOSCALING_EXCLUDES_REPLICAS,
+                    "fieldPath": ".autoscaling",
+                },
             ]
         }
     )
@@ -239,6 +280,11 @@ class AgentSpec(Model):
     replicas: int | None = Field(
         default=None, ge=0, le=100, description="Pod count; leave unset when an HPA owns it."
     )
+    autoscaling: AutoscalingSpec | None = Field(
+        default=None,
+        description="Scale the pods on CPU with a HorizontalPodAutoscaler owned by the Agent;"
+        " excludes spec.replicas.",
+    )
     resources: ResourceRequirements | None = Field(
         default=None, description="Runtime container resources (defaults are applied if unset)."
     )
@@ -286,6 +332,8 @@ class AgentSpec(Model):
         servers = [server.name for server in self.mcp_servers or []]
         if len(servers) != len(set(servers)):
             raise ValueError(MSG_UNIQUE_SERVERS)
+        if self.autoscaling is not None and self.replicas is not None:
+            raise ValueError(MSG_AUTOSCALING_EXCLUDES_REPLICAS)
         return self
 
 
@@ -306,6 +354,17 @@ class AgentStatus(Model):
         default=None, max_length=2048, description="In-cluster OpenAI base URL of the Agent."
     )
     replicas: int | None = Field(default=None, ge=0, description="Pods desired.")
+    current_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Pods the Deployment has now.",
+    )
+    desired_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Pods wanted: the HorizontalPodAutoscaler's latest decision with"
+        " spec.autoscaling, else spec.replicas.",
+    )
     ready_replicas: int | None = Field(default=None, ge=0, description="Pods ready.")
     updated_replicas: int | None = Field(default=None, ge=0, description="Pods on the latest spec.")
     available_replicas: int | None = Field(default=None, ge=0, description="Pods available.")

@@ -1,15 +1,14 @@
-"""Domain errors of the operator and their one mapping to Kopf retry semantics.
+"""Domain errors of the operator: each class says its `reason` and whether it is `permanent`.
 
-Pure. Raised by `resolving`, `applying` and `kube`; translated into `kopf.TemporaryError`
-(try again later) or `kopf.PermanentError` (stop until the spec changes) by `to_kopf`, which
-only `handlers` calls. Messages name objects and fields, never secret values.
+Pure. Raised by `resolving`, `applying` and `kube`. Two readers, one table: `retry_delay`
+(what `scheduling` does next: try again after a backoff, or wait for a change) and
+`statuses` (a permanent failure is `Stalled`, a temporary one `Reconciling`). Messages name
+objects and fields, never secret values.
 """
 
 from __future__ import annotations
 
 import dataclasses
-
-import kopf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,9 +25,13 @@ class Reference:
 
 
 class OperatorError(Exception):
-    """Base of the domain errors. `reason` is the CamelCase reason used in conditions/events."""
+    """Base of the domain errors. `reason` is the CamelCase reason used in conditions/events;
+    `permanent` errors need a change to the spec (or to another object) to go away, so they are
+    not retried on a timer; `retry_delay` (seconds) overrides the backoff of temporary ones."""
 
     reason = "ReconcileError"
+    permanent = False
+    retry_delay: float | None = None
 
 
 class MissingReference(OperatorError):
@@ -46,18 +49,21 @@ class InvalidSpec(OperatorError):
     """A combination the CRD schema cannot reject. Stalled until the spec changes."""
 
     reason = "InvalidSpec"
+    permanent = True
 
 
 class NameConflict(OperatorError):
     """A child's name is taken by an object this Agent does not control. Stalled."""
 
     reason = "NameConflict"
+    permanent = True
 
 
 class ApiConflict(OperatorError):
     """The API server answered 409 Conflict (a concurrent writer). Retried soon."""
 
     reason = "ApiConflict"
+    retry_delay = 1.0
 
 
 class ApiUnavailable(OperatorError):
@@ -71,10 +77,16 @@ def backoff(retry: int, base: float, cap: float) -> float:
     return float(min(cap, base * (2 ** min(retry, 30))))
 
 
-def to_kopf(error: OperatorError, retry: int, base: float, cap: float) -> Exception:
-    """The Kopf exception that makes Kopf do the right next thing for `error`."""
-    if isinstance(error, InvalidSpec | NameConflict):
-        return kopf.PermanentError(str(error))
-    if isinstance(error, ApiConflict):
-        return kopf.TemporaryError(str(error), delay=1)
-    return kopf.TemporaryError(str(error), delay=backoff(retry, base, cap))
+def retry_delay(error: Exception, attempt: int, base: float, cap: float) -> float | None:
+    """Seconds until the next attempt after `error` (the `attempt`-th failure in a row, 0-based),
+    or None when only a change can help. Unexpected exceptions are retried like API errors."""
+    if isinstance(error, OperatorError):
+        if error.permanent:
+            return None
+        if error.retry_delay is not None:
+            return error.retry_delay
+    return backoff(attempt, base, cap)
+
+
+def reason_of(error: Exception) -> str:
+    return error.reason if isinstance(error, OperatorError) else "Error"

@@ -1,12 +1,11 @@
-"""A small JSON client for the Kubernetes API on top of kubernetes-asyncio.
+"""A small JSON writer for the Kubernetes API on top of kubernetes-asyncio.
 
-Does I/O. Created once at operator startup (`connect`) and shared. Reads return plain dicts
-(None for 404); writes are server-side apply (field manager `corral`), JSON merge patches of
-`/status`, deletes and Event creation, and only `applying`, `reconciling` and `referenced`
-call them. API failures become the domain errors of `errors`. Also home of `ApiReader`, the
-`resolving.Reader` backed by the API server, for a `Reconciler` without Kopf's indexes (the
-running operator resolves from those, see `indexing.Indexes`): Secret values are reduced to
-digests here and go no further.
+Does I/O. Created once at operator startup (`connect`) and shared. It only writes: the
+operator reads everything from Kopf's watch caches (`indexing`). Writes are server-side apply
+(field manager `corral`), JSON merge patches of `/status`, deletes and Event creation; each
+returns what the API server answered, so the caller knows the resourceVersion of its own
+write. Only `applying`, `reconciling`, `referenced` and `posting` call them. API failures
+become the domain errors of `errors`.
 """
 
 from __future__ import annotations
@@ -23,19 +22,16 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from corral.api import groups
-from corral.operator import errors, hashing, naming
+from corral.operator import errors, kinds, naming
 
 APPLY_PATCH: Final = "application/apply-patch+yaml"
 MERGE_PATCH: Final = "application/merge-patch+json"
 
 # apiVersion/kind -> URL prefix and plural, for the kinds the operator touches.
 _RESOURCES: Final = {
-    ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
-    ("v1", "Service"): ("/api/v1", "services"),
     ("v1", "Secret"): ("/api/v1", "secrets"),
     ("v1", "Event"): ("/api/v1", "events"),
-    ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
-    ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets"),
+    **{(c.api_version, c.kind): (c.url_prefix, c.plural) for c in kinds.CHILDREN},
     **{
         (groups.API_VERSION, kind): (f"/apis/{groups.API_VERSION}", plural)
         for kind, plural in groups.PLURALS.items()
@@ -64,30 +60,35 @@ class Kube:
     connect_timeout: float
     on_write: Callable[[str, str], None] | None = None
 
-    async def get(self, url: str) -> dict[str, Any] | None:
-        try:
-            return await self._call("GET", url)
-        except errors.OperatorError as err:
-            if isinstance(err, NotFound):
-                return None
-            raise
-
-    async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        """Server-side apply: we own exactly the fields in `manifest`; force takes them back."""
+    async def apply(
+        self, manifest: Mapping[str, Any], force: bool = True, manager: str = naming.MANAGER
+    ) -> dict[str, Any]:
+        """Server-side apply: we own exactly the fields in `manifest`. `force` takes fields back
+        from other managers (reverting hand edits); without it, fields another manager set to
+        other values make the API server answer 409 (`errors.ApiConflict`)."""
         self._count(manifest["kind"], "apply")
         return await self._call(
             "PATCH",
             path_of(manifest),
             body=manifest,
-            query={"fieldManager": naming.MANAGER, "force": "true"},
+            query={"fieldManager": manager, "force": "true" if force else "false"},
             content_type=APPLY_PATCH,
         )
 
-    async def patch_status(self, kind: str, url: str, status: Mapping[str, Any]) -> None:
+    async def patch_status(self, kind: str, url: str, status: Mapping[str, Any]) -> dict[str, Any]:
+        """JSON merge patch of `/status`; the object as the API server answered."""
         self._count(kind, "patch-status")
-        await self._call(
+        return await self._call(
             "PATCH", f"{url}/status", body={"status": status}, content_type=MERGE_PATCH
         )
+
+    async def get(self, url: str) -> dict[str, Any] | None:
+        """The one read: a Secret's values for an MCPServer's discovery (the watch cache keeps
+        only their digests). None when the object is absent."""
+        try:
+            return await self._call("GET", url)
+        except NotFound:
+            return None
 
     async def delete(self, kind: str, url: str) -> None:
         self._count(kind, "delete")
@@ -173,31 +174,3 @@ async def connect(request_timeout: float, connect_timeout: float) -> Kube:
         request_timeout=request_timeout,
         connect_timeout=connect_timeout,
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class ApiReader:
-    """`resolving.Reader` over the API server (reads only)."""
-
-    kube: Kube
-
-    async def persona(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self.kube.get(path(groups.API_VERSION, groups.PERSONA, namespace, name))
-
-    async def tool(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self.kube.get(path(groups.API_VERSION, groups.TOOL, namespace, name))
-
-    async def agent(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self.kube.get(path(groups.API_VERSION, groups.AGENT, namespace, name))
-
-    async def mcp_server(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self.kube.get(path(groups.API_VERSION, groups.MCPSERVER, namespace, name))
-
-    async def secret_digest(self, namespace: str, name: str, key: str) -> str | None:
-        secret = await self.kube.get(path("v1", "Secret", namespace, name))
-        if secret is None:
-            return None
-        value = (secret.get("data") or {}).get(key)
-        if value is None:
-            return None
-        return hashing.secret_digest(namespace, name, key, value)

@@ -1,16 +1,19 @@
 """MCPServer discovery, one task per server: what `status` says about each MCPServer.
 
 Every MCPServer is discovered in its own task, started when the server is first seen and
-cancelled when it is deleted (`observe`, from the MCPServer event handler): a server that
-never answers delays only itself, never another server or any Agent. (Not a `kopf.daemon`:
-Kopf puts a finalizer on every object with a daemon, and Corral's objects carry none, so
-deleting one never waits for the operator.) Each round reads the object as it is now, reads
-the header values of `headersFrom` from their Secrets (they go to the server and nowhere
-else), discovers (`discovering`, bounded by the server's timeout), and patches `/status` only
-when it differs (`mcpstatuses`). A round runs at start, when `wake` is called (the spec, a
-Secret or the Agents using the server changed: `operating` calls it) and every
-`mcp_discovery_interval_seconds` (`mcp_retry_seconds` after a failed discovery). When an
-event shows the listed tool names changed, the Agents using the server are reconciled (their
+cancelled when it is deleted (`observe`, told by the `Scheduler` of every MCPServer event): a
+server that never answers delays only itself, never another server or any Agent. Discovery
+writes, so it runs only while this process leads (`start` and `close`, from `Scheduler.lead`,
+which `electing` runs while holding the Lease): a standby discovers nothing. (Not a
+`kopf.daemon`: Kopf puts a finalizer on every object with a daemon, and Corral's objects carry
+none, so deleting one never waits for the operator.) Each round reads the object from the watch
+cache (overlaid with the round's own last status write), reads the header values of
+`headersFrom` from their Secrets (the cache keeps only digests; the values go to the server and
+nowhere else), discovers (`discovering`, bounded by the server's timeout), and patches `/status`
+only when it differs (`mcpstatuses`). A round runs at start, when `wake` is called (the spec, a
+Secret or the Agents using the server changed: the `Scheduler` calls it) and every
+`mcp_discovery_interval_seconds` (`mcp_retry_seconds` after a failed discovery). When an event
+shows the listed tool names changed, the Agents using the server are reconciled (their
 allow-lists are checked against the list; their pods do not roll: the runtime lists tools
 itself).
 Does I/O through `kube.Kube`.
@@ -31,7 +34,7 @@ from pydantic import ValidationError
 
 from corral.api import groups
 from corral.api.mcpservers import MCPServerSpec
-from corral.operator import discovering, indexing, kube, mcpstatuses, statuses
+from corral.operator import discovering, indexing, kube, mcpstatuses, queueing, statuses
 from corral.operator.metrics import Metrics
 from corral.operator.reconciling import utcnow
 from corral.operator.settings import OperatorSettings
@@ -54,6 +57,8 @@ class Discoveries:
         default_factory=dict
     )
     _listed: dict[Name, list[str]] = dataclasses.field(default_factory=dict)
+    _written: dict[Name, queueing.Record] = dataclasses.field(default_factory=dict)
+    _active: bool = False
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """An MCPServer event: start its discovery task when first seen, stop it when gone;
@@ -63,18 +68,37 @@ class Discoveries:
         if event_type == "DELETED":
             running = self._running.pop(key, None)
             self._listed.pop(key, None)
+            self._written.pop(key, None)
             if running is not None:
                 running[0].cancel()
             return
-        if key not in self._running:
-            wake = asyncio.Event()
-            task = asyncio.create_task(self._run(*key, wake), name=f"mcp {key}")
-            self._running[key] = (task, wake)
+        written = self._written.get(key)
+        if written is not None:
+            written.seen(groups.MCPSERVER, body)
+        if self._active and key not in self._running:
+            self._spawn(key)
         names = mcpstatuses.tool_names(body.get("status"))
         before = self._listed.get(key)
         self._listed[key] = names
         if before is not None and before != names:
             self.tools_changed(*key)
+
+    @property
+    def running(self) -> list[Name]:
+        """The MCPServers whose discovery task runs, sorted."""
+        return sorted(self._running)
+
+    def start(self) -> None:
+        """This process leads: discover every MCPServer the cache holds, and each new one."""
+        self._active = True
+        for key in sorted(self.indexes.referenced[groups.MCPSERVER]):
+            if key not in self._running:
+                self._spawn(key)
+
+    def _spawn(self, key: Name) -> None:
+        wake = asyncio.Event()
+        task = asyncio.create_task(self._run(*key, wake), name=f"mcp {key}")
+        self._running[key] = (task, wake)
 
     def wake(self, namespace: str, name: str) -> None:
         """Discover the server again now (no-op for a server not seen yet)."""
@@ -83,6 +107,8 @@ class Discoveries:
             running[1].set()
 
     async def close(self) -> None:
+        """This process no longer leads (or stops): cancel every discovery."""
+        self._active = False
         tasks = [task for task, _ in self._running.values()]
         self._running.clear()
         for task in tasks:
@@ -103,16 +129,21 @@ class Discoveries:
     async def round(self, namespace: str, name: str) -> bool:
         """One discovery and status write; True when the server was discovered."""
         url = kube.path(groups.API_VERSION, groups.MCPSERVER, namespace, name)
+        key = (groups.MCPSERVER, namespace, name)
+        written = self._written.setdefault((namespace, name), queueing.Record(key))
+        cached = self.indexes.body(groups.MCPSERVER, namespace, name)
+        body = written.newest(groups.MCPSERVER, cached)
+        if body is None:
+            return True
         try:
-            body = await self.client.get(url)
-            if body is None:
-                return True
             outcome = await self._discover(namespace, body)
-            await self._write(namespace, name, url, body, outcome)
+            answer = await self._write(namespace, name, url, body, outcome)
         except Exception as err:  # the next round tries again; nothing else is held up
             self.metrics.errors.labels(kind=groups.MCPSERVER, reason=type(err).__name__).inc()
             log.warning("MCPServer %s/%s: discovery round failed: %s", namespace, name, err)
             return False
+        if answer is not None:
+            written.written[groups.MCPSERVER] = indexing.trim(answer)
         self.metrics.reconciles.labels(kind=groups.MCPSERVER, outcome="success").inc()
         return outcome.ok
 
@@ -150,7 +181,8 @@ class Discoveries:
         url: str,
         body: Mapping[str, Any],
         outcome: discovering.Discovery,
-    ) -> None:
+    ) -> dict[str, Any] | None:
+        """Patch the status when it changed: the object as the API server answered, or None."""
         previous = body.get("status") or {}
         generation = int((body.get("metadata") or {}).get("generation") or 0)
         used_by = indexing.used_by(
@@ -158,7 +190,7 @@ class Discoveries:
         )
         status = mcpstatuses.desired(generation, outcome, used_by, previous, utcnow())
         if status == dict(previous):
-            return
-        await self.client.patch_status(
+            return None
+        return await self.client.patch_status(
             groups.MCPSERVER, url, statuses.merge_patch(previous, status)
         )

@@ -20,6 +20,7 @@ class Metrics:
     errors: prom.Counter
     managed: prom.Gauge
     writes: prom.Counter
+    leading: prom.Gauge
 
     def write(self, kind: str, verb: str) -> None:
         """Count one write to the API server (`kube.Kube.on_write`)."""
@@ -59,6 +60,11 @@ def build(registry: prom.CollectorRegistry | None = None) -> Metrics:
             "corral_operator_api_writes",
             "Writes to the Kubernetes API by kind and verb (zero while idle).",
             ["kind", "verb"],
+            registry=registry,
+        ),
+        leading=prom.Gauge(
+            "corral_operator_leading",
+            "1 while this replica does the work (holds the Lease with --peering), else 0.",
             registry=registry,
         ),
     )

@@ -53,6 +53,10 @@ def pdb(agent: str) -> str:
     return agent
 
 
+def hpa(agent: str) -> str:
+    return agent
+
+
 def endpoint(agent: str, namespace: str) -> str:
     """The in-cluster OpenAI base URL of an Agent (DESIGN.md section 2)."""
     return f"http://{service(agent)}.{namespace}.svc:{groups.RUNTIME_PORT}/v1"

@@ -1,29 +1,17 @@
-"""The reconcile of one Agent: resolve -> render -> apply -> status, as named steps.
+"""One run of an Agent, Persona or Tool: observe -> resolve -> render -> apply -> status.
 
-Does I/O through `kube.Kube`. `Reconciler.reconcile` is the one idempotent reconcile used for
-create, update and resume (via `handlers`); `trigger` (awaited, by the drift check) and
-`schedule` (in the background, by `operating` for changes elsewhere: a Persona, Tool, Secret
-or child) run the same reconcile, coalescing bursts and never raising. Reconciles of one Agent
-never overlap. A failure is written to the status first and then raised as a domain error for
-`handlers` to map. The resourceVersions of the children it writes are kept in `echoes`, so the
-watch events of its own writes do not trigger another reconcile.
-
-Watch events of children (`child_changed`) are judged when their run starts, after any
-reconcile in progress has recorded its writes: the echo of the operator's own write needs
-nothing. A Deployment's rollout moves its Agent's status several times (the Deployment
-controller writes the Deployment's status as pods come up) while nothing else about the Agent
-changes; such an event is handled without reading anything: when the last full reconcile
-succeeded and the Deployment in the event still contains everything that reconcile applied,
-the new status is computed from that Deployment and what the reconcile learned, and written if
-it differs. Anything else (a hand edit, a failed last reconcile, a restarted operator) gets
-the full reconcile.
+Does I/O through `kube.Kube`, and only writes: every read comes from the watch cache
+(`indexing.Indexes`), overlaid with the operator's own writes the cache has not shown yet
+(`queueing.Record.written`). `Reconciler.agent` is the one idempotent reconcile of an Agent,
+for its creation, a change, a resume after a restart and the periodic drift check alike;
+`Reconciler.referenced` keeps a Persona's or Tool's status. Each returns an `Outcome` that
+`scheduling` records; neither raises for a domain error (the failure is in the status and the
+outcome). Rendering is skipped when nothing it depends on changed since the last run: the
+Agent's generation and the version of every object resolution looked at.
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
 import dataclasses
 import datetime
 import logging
@@ -34,12 +22,13 @@ from typing import Any
 from corral.api import groups
 from corral.operator import (
     applying,
-    changes,
-    coalescing,
     errors,
+    indexing,
     kube,
     naming,
     posting,
+    queueing,
+    referenced,
     resolving,
     statuses,
 )
@@ -48,32 +37,33 @@ from corral.operator.rendering import children
 from corral.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-AgentKey = tuple[str, str]
-TRANSIENT_RETRIES = 3
+Lookup = tuple[str, str, str | None]
+"""(kind, name, key) of one object resolution looked at."""
 
 
 @dataclasses.dataclass(frozen=True)
-class Known:
-    """What the last successful full reconcile of an Agent established."""
+class Outcome:
+    """What one run did, for `scheduling` to record."""
 
-    agent: Mapping[str, Any]
-    """The Agent as read then (Events name it)."""
-    seen: statuses.Observation
-    status: dict[str, Any]
-    """The Agent's status as last written (or found unchanged)."""
-    deployment: Mapping[str, Any]
-    """The Deployment as rendered: a live one containing all of it needs no apply."""
+    written: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    """Kind -> the object as our write answered ("Agent"/"Persona"/"Tool" for a status)."""
+    error: Exception | None = None
+    references: frozenset[queueing.Key] | None = None
+    """The Personas and Tools the Agent uses (None: unknown, keep the last)."""
+    memo: Any = None
+    gone: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
-class ChildEvent:
-    """A watch event of one of an Agent's children, waiting for the Agent's next run."""
+class Rendered:
+    """The memo of an Agent's run: its rendered children and what they were rendered from."""
 
-    kind: str
-    name: str
-    resource_version: str | None
-    deployment: Mapping[str, Any] | None = None
-    """The Deployment, for a modified Deployment (perhaps only its rollout progressed)."""
+    inputs: tuple[Any, ...]
+    lookups: tuple[tuple[Lookup, str | None], ...]
+    result: children.Children | errors.OperatorError
+    references: frozenset[queueing.Key]
+    mcp_not_offered: tuple[str, ...] | None = None
+    """Allow-listed MCP tools their servers do not list; None: the Agent uses no MCPServer."""
 
 
 def utcnow() -> str:
@@ -81,250 +71,218 @@ def utcnow() -> str:
 
 
 @dataclasses.dataclass
+class _Recording:
+    """A `resolving.Reader` over the cache that notes every lookup and the version it saw."""
+
+    indexes: indexing.Indexes
+    lookups: dict[Lookup, str | None] = dataclasses.field(default_factory=dict)
+
+    async def persona(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self._note("Persona", namespace, name, await self.indexes.persona(namespace, name))
+
+    async def tool(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self._note("Tool", namespace, name, await self.indexes.tool(namespace, name))
+
+    async def agent(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self._note("Agent", namespace, name, await self.indexes.agent(namespace, name))
+
+    async def mcp_server(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        body = await self.indexes.mcp_server(namespace, name)
+        return self._note(groups.MCPSERVER, namespace, name, body)
+
+    async def secret_digest(self, namespace: str, name: str, key: str) -> str | None:
+        digest = await self.indexes.secret_digest(namespace, name, key)
+        self.lookups[("Secret", name, key)] = digest
+        return digest
+
+    def _note(
+        self, kind: str, namespace: str, name: str, body: Mapping[str, Any] | None
+    ) -> Mapping[str, Any] | None:
+        self.lookups[(kind, name, None)] = version(body)
+        return body
+
+
+def version(body: Mapping[str, Any] | None) -> str | None:
+    """What identifies the content an Agent's children and status depend on: uid and
+    generation, and for an MCPServer the names of the tools its discovery listed."""
+    if body is None:
+        return None
+    meta = body.get("metadata") or {}
+    spec = f"{meta.get('uid')}/{meta.get('generation')}"
+    listed = (body.get("status") or {}).get("tools")
+    if listed is None:
+        return spec
+    return spec + "/" + ",".join(str(tool.get("name")) for tool in listed)
+
+
+async def _current(indexes: indexing.Indexes, namespace: str, lookup: Lookup) -> str | None:
+    kind, name, key = lookup
+    if kind == "Secret":
+        assert key is not None
+        return await indexes.secret_digest(namespace, name, key)
+    if kind == groups.AGENT:
+        return version(await indexes.agent(namespace, name))
+    return version(indexes.body(kind, namespace, name))
+
+
+def _overlay(record: queueing.Record, kind: str, cached: Mapping[str, Any] | None) -> Any:
+    return record.newest(kind, cached)
+
+
+@dataclasses.dataclass
 class Reconciler:
     client: kube.Kube
     settings: OperatorSettings
     metrics: Metrics
+    indexes: indexing.Indexes
     clock: Callable[[], str] = utcnow
-    reader: resolving.Reader | None = None
-    """Where references are resolved from (Kopf's indexes in the operator); None: the API."""
-    echoes: changes.Echoes = dataclasses.field(default_factory=changes.Echoes)
-    _runs: coalescing.Coalescer[AgentKey] = dataclasses.field(default_factory=coalescing.Coalescer)
-    _managed: dict[AgentKey, frozenset[str]] = dataclasses.field(default_factory=dict)
-    _known: dict[AgentKey, Known] = dataclasses.field(default_factory=dict)
-    _full: set[AgentKey] = dataclasses.field(default_factory=set)
-    """Agents with a full reconcile requested and not started yet."""
-    _children: dict[AgentKey, list[ChildEvent]] = dataclasses.field(default_factory=dict)
-    """Child events not judged yet, per Agent."""
 
-    async def reconcile(self, namespace: str, name: str) -> None:
-        """Reconcile the Agent now; raises errors.OperatorError after recording it in status."""
-        async with self._runs.lock((namespace, name)):
-            await self._measured(namespace, name)
-
-    async def trigger(self, namespace: str, name: str, why: str) -> None:
-        """Reconcile because something else changed; a reconcile already waiting covers it.
-
-        Never raises: failures are in the Agent's status already; transient API errors are
-        retried a few times with backoff, after which the next event or drift check retries.
-        """
-        self._full.add((namespace, name))
-        await self._runs.run((namespace, name), lambda: self._triggered(namespace, name, why))
-
-    def schedule(self, namespace: str, name: str, why: str) -> None:
-        """`trigger` in the background (for event handlers, which must not wait for it)."""
-        self._full.add((namespace, name))
-        self._runs.spawn((namespace, name), lambda: self._triggered(namespace, name, why))
-
-    def child_changed(self, namespace: str, name: str, event: ChildEvent) -> None:
-        """One of the Agent's children changed: in the background, nothing if it was the
-        operator's own write, the Agent's status if a Deployment's rollout progressed, else a
-        full reconcile."""
-        self._children.setdefault((namespace, name), []).append(event)
-        why = f"its {event.kind} changed"
-        self._runs.spawn((namespace, name), lambda: self._triggered(namespace, name, why))
-
-    async def join(self) -> None:
-        """Wait until the reconciles running in the background are done."""
-        await self._runs.join()
-
-    async def close(self) -> None:
-        """Cancel the reconciles running in the background."""
-        await self._runs.close()
-
-    async def _triggered(self, namespace: str, name: str, why: str) -> None:
-        key = (namespace, name)
-        # This run covers every request made before it started: a full reconcile if any asked
-        # for one or a child changed in another way than a rollout, else a status update from
-        # the newest Deployment seen, else (only echoes of our own writes) nothing.
-        full = key in self._full
-        self._full.discard(key)
-        deployment: Mapping[str, Any] | None = None
-        for event in self._children.pop(key, []):
-            if self.echoes.is_echo((event.kind, namespace, event.name), event.resource_version):
-                continue
-            if event.deployment is None:
-                full = True
-            else:
-                deployment = event.deployment
-        if not full and (deployment is None or await self._rollout_only(key, deployment)):
-            return
-        log.debug("reconciling Agent %s/%s: %s", namespace, name, why)
-        try:
-            await self._with_retries(namespace, name)
-        except errors.OperatorError as err:
-            log.info("Agent %s/%s not reconciled (%s): %s", namespace, name, why, err)
-        except Exception:
-            log.exception("Agent %s/%s: reconcile after %s failed", namespace, name, why)
-
-    async def _with_retries(self, namespace: str, name: str) -> None:
-        for attempt in range(TRANSIENT_RETRIES + 1):
-            try:
-                await self._measured(namespace, name)
-                return
-            except (errors.ApiConflict, errors.ApiUnavailable):
-                if attempt == TRANSIENT_RETRIES:
-                    raise
-                base, cap = self.settings.retry_base_seconds, self.settings.retry_max_seconds
-                await asyncio.sleep(errors.backoff(attempt, base, cap))
-
-    async def _rollout_only(self, key: AgentKey, deployment: Mapping[str, Any]) -> bool:
-        """Update the Agent's status from its Deployment alone; False when a full reconcile
-        is needed instead (nothing known, the Deployment drifted, or the write failed)."""
-        known = self._known.get(key)
-        if known is None or not applying.unchanged(known.deployment, deployment):
-            return False
-        seen = dataclasses.replace(
-            known.seen, rollout=statuses.rollout(deployment, known.seen.config_hash)
-        )
-        status = statuses.agent_status(seen, known.status, self.clock())
-        if status == known.status:
-            return True
-        namespace, name = key
-        url = kube.path(groups.API_VERSION, groups.AGENT, namespace, name)
-        try:
-            await self.client.patch_status(
-                groups.AGENT, url, statuses.merge_patch(known.status, status)
-            )
-        except errors.OperatorError as err:
-            log.debug("Agent %s/%s: status from its rollout not written: %s", *key, err)
-            self._known.pop(key, None)
-            return False
-        self._known[key] = dataclasses.replace(known, seen=seen, status=status)
-        await self._post_events(known.agent, known.status, status, None)
-        return True
-
-    def forget(self, namespace: str, name: str) -> None:
-        """The Agent is gone: drop its bookkeeping."""
-        self._managed.pop((namespace, name), None)
-        self._known.pop((namespace, name), None)
-        self._full.discard((namespace, name))
-        self._children.pop((namespace, name), None)
-        self._runs.forget((namespace, name))
-        self.echoes.forget(
-            (kind, namespace, child)
-            for kind, child in (
-                ("ConfigMap", naming.configmap(name)),
-                ("Service", naming.service(name)),
-                ("Deployment", naming.deployment(name)),
-                ("PodDisruptionBudget", naming.pdb(name)),
-            )
-        )
-        self._update_managed_gauge()
-
-    async def _measured(self, namespace: str, name: str) -> None:
+    async def agent(self, key: queueing.Key, record: queueing.Record) -> Outcome:
+        """Reconcile one Agent; see the module docstring."""
         started = time.monotonic()
-        outcome = "success"
-        try:
-            await self._reconcile(namespace, name)
-        except errors.OperatorError as err:
-            outcome = err.reason
-            self.metrics.errors.labels(kind=groups.AGENT, reason=err.reason).inc()
-            raise
-        except Exception:
-            outcome = "Error"
-            self.metrics.errors.labels(kind=groups.AGENT, reason="Error").inc()
-            raise
-        finally:
-            self.metrics.reconciles.labels(kind=groups.AGENT, outcome=outcome).inc()
-            self.metrics.duration.labels(kind=groups.AGENT).observe(time.monotonic() - started)
-
-    async def _reconcile(self, namespace: str, name: str) -> None:
-        url = kube.path(groups.API_VERSION, groups.AGENT, namespace, name)
-        body = await self.client.get(url)
+        _, namespace, name = key
+        body = _overlay(record, groups.AGENT, self.indexes.body(groups.AGENT, namespace, name))
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-            self.forget(namespace, name)
-            return
-        previous = dict(body.get("status") or {})
-        # A reconcile that fails before the end leaves nothing known: rollout events then
-        # reconcile in full.
-        self._known.pop((namespace, name), None)
+            return Outcome(gone=True)
         try:
-            seen, applied, deployment = await self._observe(body)
-        except Exception:
-            await self._initial_status(url, body)
-            raise
+            outcome = await self._agent(namespace, name, body, record)
+        except Exception as err:  # an API error, or a bug: retried, never fatal
+            if not isinstance(err, errors.OperatorError):
+                log.exception("Agent %s/%s: reconcile failed", namespace, name)
+            outcome = Outcome(error=err, written=await self._initial_status(body))
+        self._count(groups.AGENT, outcome.error, started)
+        return outcome
+
+    async def referenced(self, key: queueing.Key, record: queueing.Record) -> Outcome:
+        """Bring a Persona's or Tool's status (Ready, usedBy) up to date."""
+        started = time.monotonic()
+        kind, namespace, name = key
+        body = _overlay(record, kind, self.indexes.body(kind, namespace, name))
+        if body is None:
+            return Outcome(gone=True)
+        used_by = indexing.used_by(kind, namespace, name, self.indexes.agents_by_reference)
+        agents = self.indexes.agent_names(namespace)
+        try:
+            answer = await referenced.refresh(
+                self.client, kind, body, used_by, agents, self.clock()
+            )
+        except errors.OperatorError as err:
+            self._count(kind, err, started)
+            return Outcome(error=err)
+        self._count(kind, None, started)
+        return Outcome(written={kind: indexing.trim(answer)} if answer is not None else {})
+
+    async def _agent(
+        self, namespace: str, name: str, body: Mapping[str, Any], record: queueing.Record
+    ) -> Outcome:
+        rendered = await self._render(namespace, body, record.memo)
+        observed = {
+            kind: _overlay(record, kind, self.indexes.child(kind, namespace, name))
+            for kind in self.indexes.children
+        }
+        meta = body.get("metadata") or {}
+        generation = int(meta.get("generation") or 0)
+        written: dict[str, Mapping[str, Any]] = {}
+        applied: applying.Applied | None = None
+        failure: errors.OperatorError | None = None
+        resolved_ok: bool | None = None
+        if isinstance(rendered.result, errors.OperatorError):
+            failure = rendered.result
+            resolved_ok = False if isinstance(failure, errors.MissingReference) else None
+            seen = self._failed(generation, failure, resolved_ok, observed)
+        else:
+            desired = rendered.result
+            try:
+                applied = await applying.apply_children(
+                    self.client, desired, observed, str(meta.get("uid"))
+                )
+            except (errors.InvalidSpec, errors.NameConflict) as err:
+                failure = err
+                seen = self._failed(generation, err, True, observed)
+            else:
+                written.update({kind: applied.live[kind] for kind in applied.written})
+                seen = statuses.Observation(
+                    generation=generation,
+                    references_resolved=True,
+                    rollout=statuses.rollout(applied.live.get("Deployment"), desired.config_hash),
+                    scaling=statuses.scaling(applied.live.get("HorizontalPodAutoscaler")),
+                    endpoint=naming.endpoint(name, namespace),
+                    config_hash=desired.config_hash,
+                    mcp_not_offered=rendered.mcp_not_offered,
+                )
+        previous = dict(body.get("status") or {})
         status = statuses.agent_status(seen, previous, self.clock())
-        if status != previous:
-            await self.client.patch_status(
+        if status != previous and not statuses.only_progress(previous, status):
+            url = kube.path(groups.API_VERSION, groups.AGENT, namespace, name)
+            answer = await self.client.patch_status(
                 groups.AGENT, url, statuses.merge_patch(previous, status)
             )
-        if seen.failure is None and deployment is not None:
-            self._known[(namespace, name)] = Known(body, seen, status, deployment)
+            written[groups.AGENT] = indexing.trim(answer)
         await self._post_events(body, previous, status, applied)
-        if seen.failure is not None:
-            raise seen.failure
+        return Outcome(
+            written=written, error=failure, references=rendered.references, memo=rendered
+        )
 
-    async def _initial_status(self, url: str, body: Mapping[str, Any]) -> None:
-        """The first visit of an Agent failed before it had a status (an API error, while Kopf
-        retries): set Ready=Unknown, so the Agent shows a status meanwhile. Best effort; a
-        successful first visit writes its status once, at the end."""
+    async def _initial_status(self, body: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+        """A first visit failed before the Agent had a status: set Ready=Unknown, so it shows a
+        status while the retry waits. Best effort; a successful visit writes the real one."""
         previous = dict(body.get("status") or {})
-        generation = int((body.get("metadata") or {}).get("generation") or 0)
+        meta = body.get("metadata") or {}
+        generation = int(meta.get("generation") or 0)
         initial = statuses.initial_agent_status(generation, previous, self.clock())
         if initial is None:
-            return
-        with contextlib.suppress(errors.OperatorError):
-            await self.client.patch_status(
+            return {}
+        url = kube.path(groups.API_VERSION, groups.AGENT, str(meta["namespace"]), str(meta["name"]))
+        try:
+            answer = await self.client.patch_status(
                 groups.AGENT, url, statuses.merge_patch(previous, initial)
             )
+        except errors.OperatorError:
+            return {}
+        return {groups.AGENT: indexing.trim(answer)}
 
-    async def _observe(
-        self, body: Mapping[str, Any]
-    ) -> tuple[statuses.Observation, applying.Applied | None, dict[str, Any] | None]:
-        """Resolve, render and apply; what happened, as an Observation for the status, with
-        what was applied and the Deployment as rendered (None when it failed)."""
-        meta = body.get("metadata") or {}
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        generation = int(meta.get("generation") or 0)
+    async def _render(
+        self, namespace: str, body: Mapping[str, Any], memo: Rendered | None
+    ) -> Rendered:
+        """The desired children (or why there are none), reusing the last run's when the Agent
+        and everything resolution looked at are unchanged."""
+        inputs = (version(body),)
+        if memo is not None and memo.inputs == inputs:
+            current = [await _current(self.indexes, namespace, lk) for lk, _ in memo.lookups]
+            if current == [seen for _, seen in memo.lookups]:
+                return memo
+        reader = _Recording(self.indexes)
+        result: children.Children | errors.OperatorError
+        not_offered: tuple[str, ...] | None = None
         try:
-            reader = self.reader or kube.ApiReader(self.client)
             resolved = await resolving.resolve(body, reader)
+            result = children.render(resolved, self.settings)
+            not_offered = resolved.not_offered if resolved.mcp_servers else None
         except (errors.MissingReference, errors.InvalidSpec) as err:
-            resolved_ok = False if isinstance(err, errors.MissingReference) else None
-            return await self._failed(namespace, name, generation, err, resolved_ok), None, None
-        try:
-            desired = children.render(resolved, self.settings)
-            # Known from this Agent's last apply: no budget of its own is left to delete.
-            last = self._managed.get((namespace, name))
-            no_pdb = last is not None and "PodDisruptionBudget" not in last
-            uid = str(meta.get("uid"))
-            applied = await applying.apply_children(self.client, desired, uid, no_pdb)
-        except (errors.InvalidSpec, errors.NameConflict) as err:
-            return await self._failed(namespace, name, generation, err, True), None, None
-        for kind in applied.written:
-            child = applied.live[kind].get("metadata") or {}
-            key = (kind, namespace, str(child.get("name")))
-            self.echoes.wrote(key, child.get("resourceVersion"))
-        self._managed[(namespace, name)] = frozenset([groups.AGENT, *applied.live])
-        self._update_managed_gauge()
-        seen = statuses.Observation(
-            generation=generation,
-            references_resolved=True,
-            rollout=statuses.rollout(applied.live.get("Deployment"), desired.config_hash),
-            endpoint=naming.endpoint(name, namespace),
-            config_hash=desired.config_hash,
-            mcp_not_offered=resolved.not_offered if resolved.mcp_servers else None,  # issue 12
+            result = err
+        references = frozenset(
+            (kind, namespace, name)
+            for kind, name, _ in reader.lookups
+            if kind in indexing.BY_REFERENCED
         )
-        return seen, applied, desired.deployment
+        lookups = tuple(reader.lookups.items())
+        return Rendered(inputs, lookups, result, references, not_offered)
 
-    async def _failed(
+    def _failed(
         self,
-        namespace: str,
-        name: str,
         generation: int,
         failure: errors.OperatorError,
         resolved_ok: bool | None,
+        observed: Mapping[str, Mapping[str, Any] | None],
     ) -> statuses.Observation:
         # Children stay as they were; report the replica counts of what is running.
-        deployment = await self.client.get(
-            kube.path("apps/v1", "Deployment", namespace, naming.deployment(name))
-        )
+        deployment = observed.get("Deployment")
         return statuses.Observation(
             generation=generation,
             failure=failure,
             references_resolved=resolved_ok,
             rollout=statuses.rollout(deployment, None) if deployment is not None else None,
+            scaling=statuses.scaling(observed.get("HorizontalPodAutoscaler")),
         )
 
     async def _post_events(
@@ -347,10 +305,13 @@ class Reconciler:
             log.info(
                 "Agent %s/%s: %s: %s", meta.get("namespace"), meta.get("name"), reason, message
             )
-            event = posting.event(body, type_, reason, message, now=now, instance=instance)
+            regarding = {"apiVersion": groups.API_VERSION, "kind": groups.AGENT, **body}
+            event = posting.event(regarding, type_, reason, message, now=now, instance=instance)
             await posting.post(self.client, event)
 
-    def _update_managed_gauge(self) -> None:
-        counts = collections.Counter(kind for kinds in self._managed.values() for kind in kinds)
-        for kind in (groups.AGENT, "ConfigMap", "Service", "Deployment", "PodDisruptionBudget"):
-            self.metrics.managed.labels(kind=kind).set(counts.get(kind, 0))
+    def _count(self, kind: str, error: Exception | None, started: float) -> None:
+        outcome = "success" if error is None else errors.reason_of(error)
+        if error is not None:
+            self.metrics.errors.labels(kind=kind, reason=outcome).inc()
+        self.metrics.reconciles.labels(kind=kind, outcome=outcome).inc()
+        self.metrics.duration.labels(kind=kind).observe(time.monotonic() - started)

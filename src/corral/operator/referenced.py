@@ -1,8 +1,8 @@
 """Status of Personas and Tools: `Ready` and the Agents that use them.
 
 `desired` is pure; `refresh` patches `/status` through `kube.Kube` only when it differs from
-the status of the body it is given, which must be the object as just read (an event body may
-be older than the last status write). Called by `operating` when a Persona or Tool is first
+the status of the body it is given, which must be the newest known (the watch cache overlaid
+with the operator's own last write). Called by `reconciling` when a Persona or Tool is first
 seen or its spec changes, when the Agents using it change, and at every drift check.
 """
 
@@ -11,19 +11,18 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from corral.api import groups
-from corral.api.personas import PersonaSpec
 from corral.api.tools import ToolSpec
-from corral.operator import kube, naming, statuses
+from corral.operator import indexing, kube, naming, statuses
 
 
 def problem(
     kind: str, body: Mapping[str, Any], agent_names: Collection[str]
 ) -> tuple[str, str] | None:
     """(reason, message) of what keeps the object from being usable, or None."""
-    model: type[BaseModel] = PersonaSpec if kind == groups.PERSONA else ToolSpec
+    model = indexing.BY_REFERENCED[kind].spec
     try:
         spec = model.model_validate(body.get("spec") or {})
     except ValidationError as err:
@@ -61,13 +60,12 @@ async def refresh(
     used_by: Collection[str],
     agent_names: Collection[str],
     now: str,
-) -> bool:
-    """Patch the status if it changed; True when a write happened."""
+) -> dict[str, Any] | None:
+    """Patch the status if it changed: the object as the API server answered, or None."""
     status = desired(kind, body, used_by, agent_names, now)
     previous = body.get("status") or {}
     if status == dict(previous):
-        return False
+        return None
     meta = body.get("metadata") or {}
     url = kube.path(groups.API_VERSION, kind, str(meta.get("namespace")), str(meta.get("name")))
-    await client.patch_status(kind, url, statuses.merge_patch(previous, status))
-    return True
+    return await client.patch_status(kind, url, statuses.merge_patch(previous, status))

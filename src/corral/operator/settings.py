@@ -68,6 +68,26 @@ class OperatorSettings(BaseSettings):
     mcp_retry_seconds: float = Field(
         default=30, gt=0, description="How soon an MCPServer whose discovery failed is retried."
     )
+    workers: int = Field(
+        default=16, ge=1, le=256, description="Reconciles that run at once (of distinct objects)."
+    )
+    peering: str | None = Field(
+        default=None,
+        description="Name of the Lease the replicas elect their leader with (`--peering`);"
+        " unset: this process leads alone.",
+    )
+    peering_namespace: str | None = Field(
+        default=None, description="Namespace of the Lease; default: the pod's own namespace."
+    )
+    lease_duration_seconds: int = Field(
+        default=10, ge=2, description="A Lease unrenewed this long is taken by a standby."
+    )
+    lease_renew_deadline_seconds: int = Field(
+        default=7, ge=2, description="A leader unable to renew this long stops working."
+    )
+    lease_retry_period_seconds: int = Field(
+        default=2, ge=1, description="How often the leader renews and a standby tries."
+    )
     retry_base_seconds: float = Field(default=5, gt=0, description="First retry delay.")
     retry_max_seconds: float = Field(default=300, gt=0, description="Longest retry delay.")
     watch_server_timeout: int = Field(default=300, ge=1, description="Watch timeout (server).")
@@ -97,6 +117,15 @@ class OperatorSettings(BaseSettings):
         wrong = sorted(k for k in self.runtime_otel_env if not re.fullmatch(OTEL_NAME, k))
         if wrong:
             raise ValueError(f"runtime_otel_env may set OTEL_* variables only, not {wrong}")
+        if not (
+            self.lease_duration_seconds
+            > self.lease_renew_deadline_seconds
+            > 1.2 * self.lease_retry_period_seconds
+        ):
+            raise ValueError(
+                "lease_duration_seconds > lease_renew_deadline_seconds >"
+                " 1.2 * lease_retry_period_seconds must hold, so that two replicas never lead"
+            )
         if self.watch_client_timeout <= self.watch_server_timeout:
             raise ValueError("watch_client_timeout must exceed watch_server_timeout")
         return self

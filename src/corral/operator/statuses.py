@@ -34,6 +34,23 @@ class Rollout:
     ready_replicas: int | None = None
     updated_replicas: int | None = None
     available_replicas: int | None = None
+    current_replicas: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaling:
+    """The HorizontalPodAutoscaler's view: pods now and pods it wants."""
+
+    current: int
+    desired: int
+
+
+def scaling(hpa: Mapping[str, Any] | None) -> Scaling | None:
+    """What the Agent's HPA last decided, or None without an HPA (or before its first look)."""
+    status = (hpa or {}).get("status") or {}
+    if "desiredReplicas" not in status:
+        return None
+    return Scaling(int(status.get("currentReplicas", 0)), int(status["desiredReplicas"]))
 
 
 def rollout(deployment: Mapping[str, Any] | None, config_hash: str | None) -> Rollout:
@@ -48,6 +65,7 @@ def rollout(deployment: Mapping[str, Any] | None, config_hash: str | None) -> Ro
         "ready_replicas": int(status.get("readyReplicas", 0)),
         "updated_replicas": int(status.get("updatedReplicas", 0)),
         "available_replicas": int(status.get("availableReplicas", 0)),
+        "current_replicas": int(status.get("replicas", 0)),
     }
     template = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
 
@@ -89,6 +107,7 @@ class Observation:
     config_hash: str | None = None
     mcp_not_offered: tuple[str, ...] | None = None
     """Allow-listed MCP tools (`server/tool`) not listed by their server; None: no MCP."""
+    scaling: Scaling | None = None
 
 
 def agent_status(seen: Observation, previous: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
@@ -118,6 +137,20 @@ def agent_status(seen: Observation, previous: Mapping[str, Any] | None, now: str
         for key in ("replicas", "readyReplicas", "updatedReplicas", "availableReplicas"):
             if key in previous:
                 status[key] = previous[key]
+    # Current: the pods the Deployment has now; desired: the HPA's latest decision (without
+    # an HPA, the Deployment's spec). Each keeps its previous value when not observed.
+    roll = seen.rollout if seen.rollout is not None and seen.rollout.replicas is not None else None
+    current = roll.current_replicas if roll is not None else None
+    if current is None and seen.scaling is not None:
+        current = seen.scaling.current
+    desired = seen.scaling.desired if seen.scaling is not None else None
+    if desired is None and roll is not None:
+        desired = roll.replicas
+    for key, value in (("currentReplicas", current), ("desiredReplicas", desired)):
+        if value is not None:
+            status[key] = value
+        elif key in previous:
+            status[key] = previous[key]
     return status
 
 
@@ -148,7 +181,7 @@ def _agent_conditions(seen: Observation) -> list[tuple[str, str, str, str]]:
     if failure is not None:
         message = str(failure)
         conditions.append((READY, "False", failure.reason, message))
-        if isinstance(failure, errors.InvalidSpec | errors.NameConflict):
+        if failure.permanent:
             conditions.append((STALLED, "True", failure.reason, message))
         else:
             conditions.append((RECONCILING, "True", failure.reason, f"retrying: {message}"))
@@ -239,6 +272,36 @@ def merge_patch(previous: Mapping[str, Any] | None, desired: Mapping[str, Any]) 
     return patch | dict(desired)
 
 
+def only_progress(previous: Mapping[str, Any] | None, status: Mapping[str, Any]) -> bool:
+    """True when `status` differs from `previous` only by how far a rollout has got (messages,
+    replica counts) while the Agent stays RollingOut: not worth a write. Every change of a
+    condition's status or reason, of the generation, or anything while Ready is True, is."""
+    previous = previous or {}
+
+    def shape(s: Mapping[str, Any]) -> Any:
+        conditions = [
+            (c.get("type"), c.get("status"), c.get("reason")) for c in s.get("conditions") or []
+        ]
+        same = {k: v for k, v in s.items() if k not in _PROGRESS}
+        return conditions, same
+
+    rolling = ready_of(previous) == ready_of(status) == ("False", "RollingOut")
+    return rolling and shape(previous) == shape(status)
+
+
+_PROGRESS = frozenset(
+    {
+        "conditions",
+        "replicas",
+        "readyReplicas",
+        "updatedReplicas",
+        "availableReplicas",
+        "currentReplicas",
+        "desiredReplicas",
+    }
+)
+
+
 def ready_of(status: Mapping[str, Any] | None) -> tuple[str, str] | None:
     """(status, reason) of the Ready condition, if any."""
     condition = _condition((status or {}).get("conditions"), READY)
@@ -248,9 +311,15 @@ def ready_of(status: Mapping[str, Any] | None) -> tuple[str, str] | None:
 def transition_event(
     previous: Mapping[str, Any] | None, current: Mapping[str, Any]
 ) -> tuple[Literal["Normal", "Warning"], str, str] | None:
-    """(type, reason, message) of the Event to post when Ready changed, else None."""
+    """(type, reason, message) of the Event to post when Ready changed, else None.
+
+    A rollout ending as announced (RollingOut -> Available) posts none: the Event of the write
+    that started it and the Ready condition's lastTransitionTime already tell it, and one Event
+    per Agent is one request per Agent. A recovery from a failure is an Event."""
     before, after = ready_of(previous), ready_of(current)
     if after is None or before == after or after[0] == "Unknown":
+        return None
+    if before == ("False", "RollingOut") and after[0] == "True":
         return None
     condition = _condition(current.get("conditions"), READY) or {}
     if after[0] == "True" or after[1] == "RollingOut":

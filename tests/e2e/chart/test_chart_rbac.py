@@ -54,9 +54,11 @@ def operator_as_chart_account(
     with open(log_path, "wb") as log:
         operator = subprocess.Popen(
             [str(Path(sys.executable).parent / "corral"), "operator", "-n", namespace,
+             "--peering=corral-operator",
              f"--liveness-port={free_port()}", f"--metrics-port={free_port()}"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+            env={**os.environ, "KUBECONFIG": str(kubeconfig),
+                 "CORRAL_PEERING_NAMESPACE": namespace},
         )  # fmt: skip
     try:
         yield log_path
@@ -96,7 +98,16 @@ def test_operator_with_the_charts_service_account_reconciles_an_agent_to_ready(
         "metadata": {"name": "openai"},
         "stringData": {"api-key": "sk-test-not-a-real-key"},
     }
-    for manifest in (secret, agent):
+    scaled = {
+        "apiVersion": "corral.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": "scaled"},
+        "spec": {
+            "model": {"provider": "openai", "name": "gpt-4o-mini"},
+            "autoscaling": {"minReplicas": 1, "maxReplicas": 3},
+        },
+    }
+    for manifest in (secret, agent, scaled):
         cluster.kubectl("apply", "--server-side", "-n", namespace, "-f", "-",
                         input=json.dumps(manifest))  # fmt: skip
     waited = cluster.kubectl(
@@ -105,6 +116,14 @@ def test_operator_with_the_charts_service_account_reconciles_an_agent_to_ready(
     )  # fmt: skip
     log = operator_as_chart_account.read_text(errors="replace")
     assert waited.returncode == 0, f"Agent not Ready:\n{waited.stderr}\noperator log:\n{log}"
+    scaled_ready = cluster.kubectl(
+        "wait", "--for=condition=Ready", "agent/scaled", "-n", namespace, "--timeout=120s",
+        check=False,
+    )  # fmt: skip
+    log = operator_as_chart_account.read_text(errors="replace")
+    assert scaled_ready.returncode == 0, f"autoscaled Agent not Ready:\n{log}"
+    assert "leading: holding Lease" in log, "the chart's Role lets the operator hold its Lease"
+    cluster.kubectl("get", "hpa", "scaled", "-n", namespace)
     assert "forbidden" not in log.lower(), f"the chart's RBAC lacks a verb:\n{log}"
     children = cluster.kubectl(
         "get", "configmap,deployment,service,poddisruptionbudget", "-n", namespace,

@@ -48,10 +48,19 @@ def free_port() -> int:
 class OperatorProcess:
     """`corral operator -n NS...` with its own liveness and metrics ports and log file."""
 
-    def __init__(self, cluster: handles.Cluster, namespaces: list[str], log_file: Path) -> None:
+    def __init__(
+        self,
+        cluster: handles.Cluster,
+        namespaces: list[str],
+        log_file: Path,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.namespaces = namespaces
         self.log_file = log_file
+        self.args = args
+        self.env = env or {}
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -61,8 +70,8 @@ class OperatorProcess:
         for namespace in self.namespaces:
             args += ["-n", namespace]
         args += ["--liveness-port", str(self.liveness_port)]
-        args += ["--metrics-port", str(self.metrics_port)]
-        env = {**self.cluster.env(), **OPERATOR_ENV}
+        args += ["--metrics-port", str(self.metrics_port), *self.args]
+        env = {**self.cluster.env(), **OPERATOR_ENV, **self.env}
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
@@ -78,6 +87,13 @@ class OperatorProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to clean up (a crashed or lost node)."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
         self.process = None
 
     def restart(self) -> None:
@@ -190,6 +206,16 @@ def ready(agent: dict[str, Any] | None) -> tuple[str, str] | None:
         if condition["type"] == "Ready":
             return condition["status"], condition["reason"]
     return None
+
+
+def wait_ready(cluster: Cluster, op: OperatorProcess, namespace: str, name: str) -> None:
+    """Wait until the Agent is Ready=True/Available for its generation."""
+    wait_for(
+        f"Agent {namespace}/{name} Ready=True",
+        lambda: ready(cluster.agent(namespace, name)) == ("True", "Available"),
+        90,
+        op.log_tail,
+    )
 
 
 def rolled_out(deployment: dict[str, Any] | None) -> bool:

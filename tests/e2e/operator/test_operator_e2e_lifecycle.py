@@ -11,8 +11,8 @@ from operator_e2e import (
     Cluster,
     OperatorProcess,
     config_hash,
-    ready,
     wait_for,
+    wait_ready,
 )
 from operator_manifests import agent, full_set, persona
 
@@ -21,15 +21,6 @@ from localcluster import binaries, cluster, handles, output, processes
 pytestmark = pytest.mark.cluster
 IDLE_SECONDS = 30
 OperatorFactory = Callable[[list[str]], OperatorProcess]
-
-
-def wait_ready(kube: Cluster, op: OperatorProcess, namespace: str, name: str) -> None:
-    wait_for(
-        f"Agent {namespace}/{name} Ready=True",
-        lambda: ready(kube.agent(namespace, name)) == ("True", "Available"),
-        90,
-        op.log_tail,
-    )
 
 
 OBSERVED = (

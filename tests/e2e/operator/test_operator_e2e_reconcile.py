@@ -178,3 +178,49 @@ def test_a_missing_persona_is_reported_and_heals_once_it_is_created(
     assert kube.events(ns, reason="MissingReference")
     kube.apply(ns, persona())
     wait_ready(kube, shared_operator, ns, "support")
+
+
+def corral_owns_replicas(deployment: dict) -> bool:
+    for entry in deployment["metadata"].get("managedFields") or []:
+        if entry.get("manager") == "corral" and entry.get("operation") == "Apply":
+            return "f:replicas" in (entry.get("fieldsV1") or {}).get("f:spec", {})
+    return False
+
+
+def test_autoscaling_hands_the_replica_count_to_an_hpa_the_operator_never_fights(
+    kube: Cluster, shared_operator: OperatorProcess, watched_namespace: str
+) -> None:
+    ns = watched_namespace
+    kube.apply(ns, agent("support", replicas=3))
+    wait_ready(kube, shared_operator, ns, "support")
+    kube.apply(ns, agent("support", autoscaling={"minReplicas": 2, "maxReplicas": 5}))
+    hpa = wait_for(
+        "the Agent's HorizontalPodAutoscaler",
+        lambda: kube.get("autoscaling/v2", "HorizontalPodAutoscaler", ns, "support"),
+        60,
+        shared_operator.log_tail,
+    )
+    assert hpa["metadata"]["ownerReferences"][0]["kind"] == "Agent"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "support"
+    deployment = kube.deployment(ns, "support") or {}
+    assert deployment["spec"]["replicas"] == 3, "dropping replicas must not reset it to 1"
+    assert not corral_owns_replicas(deployment)
+
+    # A fresh Agent: the HPA controller (kube-controller-manager) raises it to minReplicas,
+    # and the operator's drift checks (every 10 s here) leave the HPA's count alone.
+    kube.apply(ns, agent("scaled", autoscaling={"minReplicas": 2, "maxReplicas": 4}))
+    wait_for(
+        "the HPA scales the new Agent to its minimum and the status reports it",
+        lambda: (
+            ((kube.agent(ns, "scaled") or {}).get("status") or {}).get("desiredReplicas") == 2
+            and ready(kube.agent(ns, "scaled")) == ("True", "Available")
+        ),
+        120,
+        lambda: f"{kube.agent(ns, 'scaled')}\n{shared_operator.log_tail()}",
+    )
+    status = (kube.agent(ns, "scaled") or {})["status"]
+    assert status["currentReplicas"] == 2
+    assert status["availableReplicas"] == 2
+    scaled = kube.deployment(ns, "scaled") or {}
+    assert scaled["spec"]["replicas"] == 2
+    assert not corral_owns_replicas(scaled)

@@ -83,6 +83,22 @@ def model(**patch: Any) -> dict[str, Any]:
 CASES = [
     # Agent: types, enums, bounds
     agent("agent-without-model", "spec.model", model=DELETE),
+    agent(
+        "agent-replicas-and-autoscaling",
+        "spec.autoscaling",
+        replicas=2,
+        autoscaling={"minReplicas": 1, "maxReplicas": 3},
+    ),
+    agent(
+        "agent-autoscaling-min-above-max",
+        "spec.autoscaling",
+        autoscaling={"minReplicas": 5, "maxReplicas": 2},
+    ),
+    agent(
+        "agent-autoscaling-without-max",
+        "spec.autoscaling.maxReplicas",
+        autoscaling={"minReplicas": 1},
+    ),
     agent("agent-unknown-provider", "spec.model.provider", model={"provider": "anthropic"}),
     agent("agent-model-name-not-a-string", "spec.model.name", model={"name": 42}),
     agent("agent-empty-model-name", "spec.model.name", model={"name": ""}),

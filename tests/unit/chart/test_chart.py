@@ -73,7 +73,8 @@ def test_cluster_wide_mode_binds_a_cluster_role_and_watches_all_namespaces(helm:
     docs = documents(template(helm).stdout)
     kinds = {doc["kind"] for doc in docs}
     assert {"ClusterRole", "ClusterRoleBinding"} <= kinds
-    assert "Role" not in kinds
+    roles = [doc["metadata"]["name"] for doc in docs if doc["kind"] == "Role"]
+    assert roles == ["corral-leader-election"], "only the Lease of the leader election"
     deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert "--all-namespaces" in container["args"]
@@ -85,9 +86,15 @@ def test_namespaced_mode_renders_a_role_per_watched_namespace(helm: Path) -> Non
             helm, "--set", "watch.allNamespaces=false", "--set", "watch.namespaces={team-a,team-b}"
         ).stdout
     )
-    roles = sorted(doc["metadata"]["namespace"] for doc in docs if doc["kind"] == "Role")
-    bindings = sorted(doc["metadata"]["namespace"] for doc in docs if doc["kind"] == "RoleBinding")
-    assert roles == bindings == ["team-a", "team-b"]
+
+    def namespaces(kind: str) -> list[str]:
+        return sorted(
+            doc["metadata"]["namespace"]
+            for doc in docs
+            if doc["kind"] == kind and not doc["metadata"]["name"].endswith("-leader-election")
+        )
+
+    assert namespaces("Role") == namespaces("RoleBinding") == ["team-a", "team-b"]
     assert not [doc for doc in docs if doc["kind"].startswith("Cluster")]
     deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -95,9 +102,43 @@ def test_namespaced_mode_renders_a_role_per_watched_namespace(helm: Path) -> Non
     assert "--namespace=team-b" in args
 
 
+def test_two_operator_replicas_elect_a_leader_and_keep_one_pod_through_disruptions(
+    helm: Path,
+) -> None:
+    docs = documents(template(helm).stdout)
+    deployment = next(doc for doc in docs if doc["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--peering=corral-operator" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["CORRAL_PEERING_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.namespace"
+    )
+    pdb = next(doc for doc in docs if doc["kind"] == "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    role = next(doc for doc in docs if doc["metadata"]["name"] == "corral-leader-election")
+    assert role["metadata"]["namespace"] == "corral-system"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        }
+    ]
+
+
+def test_more_than_one_replica_without_an_election_is_refused(helm: Path) -> None:
+    failed = template(helm, "--set", "operator.peering=", check=False)
+    assert failed.returncode != 0
+    assert "operator.replicas > 1 needs operator.peering" in failed.stderr
+
+
 def test_operator_pod_is_restricted_recreated_and_probed_for_liveness_only(helm: Path) -> None:
+    single = ("--set", "operator.peering=", "--set", "operator.replicas=1")
     deployment = next(
-        doc for doc in documents(template(helm).stdout) if doc["kind"] == "Deployment"
+        doc for doc in documents(template(helm, *single).stdout) if doc["kind"] == "Deployment"
     )
     spec = deployment["spec"]
     assert spec["replicas"] == 1

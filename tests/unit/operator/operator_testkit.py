@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable
 from typing import Any
 
 from corral.api import groups
-from corral.operator import hashing, kube, settings
+from corral.operator import errors, hashing, indexing, kinds, kube, naming, settings
 
 NAMESPACE = "shop"
 _uids = itertools.count(1)
@@ -152,12 +153,28 @@ class FakeKube:
         obj = self.objects.get(url)
         return copy.deepcopy(obj) if obj is not None else None
 
-    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    async def apply(
+        self, manifest: dict[str, Any], force: bool = True, manager: str = naming.MANAGER
+    ) -> dict[str, Any]:
+        """Server-side apply, roughly: the manifest replaces the object (a handover by another
+        manager only sets `spec.replicas`); unforced, an object no apply of `corral` made is
+        a conflict, as fields another manager set would be."""
         if self.fail_next:
             raise self.fail_next.pop(0)
         url = kube.path_of(manifest)
         self.writes.append(("apply", manifest["kind"], url))
         current = self.objects.get(url)
+        if manager != naming.MANAGER:
+            assert current is not None
+            current["spec"]["replicas"] = manifest["spec"]["replicas"]
+            current["metadata"].setdefault("managedFields", []).append({"manager": manager})
+            current["metadata"]["resourceVersion"] = str(next(self._versions))
+            return copy.deepcopy(current)
+        owners = [
+            e["manager"] for e in (current or {}).get("metadata", {}).get("managedFields", [])
+        ]
+        if current is not None and not force and naming.MANAGER not in owners:
+            raise errors.ApiConflict(f"PATCH {url}: 409 conflict with another manager")
         applied = copy.deepcopy(manifest)
         meta = applied["metadata"]
         if current is None:
@@ -168,13 +185,27 @@ class FakeKube:
             meta |= {"uid": old["uid"], "generation": old["generation"] + int(changed)}
             if "status" in current:
                 applied["status"] = current["status"]
+            replicas = (current.get("spec") or {}).get("replicas")
+            kept = "corral-handover" in owners or "hpa" in owners
+            if "replicas" not in applied.get("spec", {}) and replicas is not None and kept:
+                applied["spec"]["replicas"] = replicas
+        spec_fields = {"f:replicas": {}} if "replicas" in applied.get("spec", {}) else {}
+        others = [
+            e
+            for e in (current or {}).get("metadata", {}).get("managedFields", [])
+            if e["manager"] != naming.MANAGER
+        ]
+        meta["managedFields"] = [
+            {"manager": naming.MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": spec_fields}},
+            *others,
+        ]
         meta["resourceVersion"] = str(next(self._versions))
         self.objects[url] = applied
         if self.on_apply is not None:
             self.on_apply(copy.deepcopy(applied))
         return copy.deepcopy(applied)
 
-    async def patch_status(self, kind: str, url: str, status: dict[str, Any]) -> None:
+    async def patch_status(self, kind: str, url: str, status: dict[str, Any]) -> dict[str, Any]:
         self.writes.append(("patch-status", kind, url))
         obj = self.objects.get(url)
         if obj is None:
@@ -182,6 +213,7 @@ class FakeKube:
         merged = {**obj.get("status", {}), **status}
         obj["status"] = {k: v for k, v in merged.items() if v is not None}
         obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        return copy.deepcopy(obj)
 
     async def delete(self, kind: str, url: str) -> None:
         self.writes.append(("delete", kind, url))
@@ -191,3 +223,46 @@ class FakeKube:
         self.writes.append(("create", kind, url))
         if kind == "Event":
             self.events.append(copy.deepcopy(obj))
+
+
+def cache(api: FakeKube) -> indexing.Indexes:
+    """The watch cache over the in-memory API: Kopf's indexes are the index functions applied
+    to every object (plain data; nothing of Kopf is simulated)."""
+    functions: dict[str, list[tuple[str, Callable[[dict[str, Any]], dict[Any, Any]]]]] = {
+        "Agent": [
+            ("agents", indexing.by_name),
+            ("agents_by_reference", indexing.agent_references),
+            ("agents_by_namespace", indexing.name_by_namespace),
+        ],
+        **{
+            r.kind: [
+                (r.index, indexing.by_name),
+                *(
+                    [(r.by_reference_index, functools.partial(indexing.named_by, r))]
+                    if r.references
+                    else []
+                ),
+            ]
+            for r in indexing.REFERENCED
+        },
+        "Secret": [("secrets", indexing.secret_digests)],
+        **{
+            child.kind: [(indexing.index_name(child.kind), indexing.child_by_agent)]
+            for child in kinds.CHILDREN
+        },
+    }
+    maps: dict[str, dict[Any, list[Any]]] = {name: {} for name in indexing.INDEXES}
+    for obj in api.objects.values():
+        for index, function in functions.get(obj["kind"], []):
+            for key, value in function(obj).items():
+                maps[index].setdefault(key, []).append(value)
+    return indexing.Indexes.of(maps)
+
+
+def observed(api: FakeKube, agent: str = "support") -> dict[str, dict[str, Any] | None]:
+    """Kind -> the Agent's child as the watch cache holds it."""
+    indexes = cache(api)
+    return {
+        child.kind: dict(body) if (body := indexes.child(child.kind, NAMESPACE, agent)) else None
+        for child in kinds.CHILDREN
+    }

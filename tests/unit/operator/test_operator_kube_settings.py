@@ -13,7 +13,7 @@ import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 from operator_testkit import make_settings
 
-from corral.operator import errors, hashing, kube, main, settings
+from corral.operator import errors, kinds, kube, main, settings, starting
 
 
 @dataclasses.dataclass
@@ -92,17 +92,15 @@ async def test_api_failures_become_domain_errors(error: BaseException, expected:
 
 
 @pytest.mark.anyio
-async def test_reading_an_absent_object_gives_none() -> None:
-    assert await client(StubApi(error=api_error(404))).get("/api/v1/namespaces/a/secrets/b") is None
-
-
-@pytest.mark.anyio
-async def test_the_api_reader_turns_secret_values_into_digests() -> None:
-    secret = {"data": {"api-key": "c2stMQ=="}}
-    reader = kube.ApiReader(client(StubApi(result=secret)))
-    digest = await reader.secret_digest("shop", "openai", "api-key")
-    assert digest == hashing.secret_digest("shop", "openai", "api-key", "c2stMQ==")
-    assert await reader.secret_digest("shop", "openai", "other") is None
+async def test_an_unforced_apply_says_so_and_a_handover_uses_its_own_field_manager() -> None:
+    stub = StubApi(result={})
+    await client(stub).apply(MANIFEST, force=False)
+    await client(stub).apply(MANIFEST, manager="corral-handover")
+    queries = [dict(call["query_params"]) for call in stub.calls]
+    assert queries == [
+        {"fieldManager": "corral", "force": "false"},
+        {"fieldManager": "corral-handover", "force": "true"},
+    ]
 
 
 def test_grace_period_must_exceed_the_drain_time() -> None:
@@ -118,40 +116,45 @@ def test_settings_come_from_corral_environment_variables(monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize(
-    ("error", "kopf_error", "delay"),
+    ("error", "delay", "stalled"),
     [
-        (errors.MissingReference([errors.Reference("Persona", "p")]), kopf.TemporaryError, 20.0),
-        (errors.ApiUnavailable("down"), kopf.TemporaryError, 20.0),
-        (errors.ApiConflict("409"), kopf.TemporaryError, 1.0),
-        (errors.InvalidSpec("bad"), kopf.PermanentError, None),
-        (errors.NameConflict("taken"), kopf.PermanentError, None),
+        (errors.MissingReference([errors.Reference("Persona", "p")]), 20.0, False),
+        (errors.ApiUnavailable("down"), 20.0, False),
+        (errors.ApiConflict("409"), 1.0, False),
+        (RuntimeError("a bug"), 20.0, False),
+        (errors.InvalidSpec("bad"), None, True),
+        (errors.NameConflict("taken"), None, True),
     ],
 )
-def test_domain_errors_map_to_kopf_retry_semantics(
-    error: errors.OperatorError, kopf_error: type, delay: float | None
+def test_each_error_class_says_whether_and_when_to_retry(
+    error: Exception, delay: float | None, stalled: bool
 ) -> None:
-    mapped = errors.to_kopf(error, retry=2, base=5, cap=300)
-    assert isinstance(mapped, kopf_error)
-    assert getattr(mapped, "delay", None) == delay
+    assert errors.retry_delay(error, attempt=2, base=5, cap=300) == delay
+    assert getattr(error, "permanent", False) is stalled
+
+
+def test_a_lease_that_could_let_two_replicas_lead_is_refused() -> None:
+    with pytest.raises(ValueError, match="never lead"):
+        settings.load(lease_duration_seconds=5, lease_renew_deadline_seconds=6)
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
     assert [errors.backoff(r, 5, 60) for r in range(6)] == [5, 10, 20, 40, 60, 60]
 
 
-def test_kopf_is_configured_to_keep_its_state_in_annotations_and_post_as_corral() -> None:
+def test_kopf_watches_only_the_operators_children_and_posts_as_corral() -> None:
     kopf_settings = kopf.OperatorSettings()
-    main.configure(kopf_settings, make_settings(), [("apps", "v1", "deployments")])
+    starting.configure(kopf_settings, make_settings())
     assert kopf_settings.posting.reporting_component == "corral"
     assert kopf_settings.posting.level == logging.ERROR
-    assert isinstance(kopf_settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
-    assert isinstance(kopf_settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+    assert kopf_settings.peering.standalone is True
     assert kopf_settings.watching.server_timeout == 300
     assert kopf_settings.watching.client_timeout == 330
     selectors = dict(kopf_settings.watching.label_selectors.items())
-    assert list(selectors.values()) == [
+    assert len(selectors) == len(kinds.CHILDREN)
+    assert set(selectors.values()) == {
         "app.kubernetes.io/managed-by=corral,app.kubernetes.io/name=corral-agent"
-    ]
+    }
 
 
 @pytest.fixture

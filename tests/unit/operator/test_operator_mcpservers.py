@@ -56,7 +56,7 @@ async def test_an_agent_naming_a_missing_mcp_server_is_a_missing_reference() -> 
 @pytest.mark.anyio
 async def test_the_runtime_config_names_the_header_env_never_its_value() -> None:
     out = await rendered(using(tools=["lookup_order"]), reader())
-    config = json.loads(out.configmap["data"]["runtime.json"])
+    config = json.loads(out.by_kind["ConfigMap"]["data"]["runtime.json"])
     (server,) = config["mcpServers"]
     assert server["headerEnvs"] == {"Authorization": "CORRAL_MCP_0_HEADER_0"}
     assert server["tools"] == ["lookup_order"]
@@ -103,7 +103,16 @@ async def test_before_any_discovery_the_allow_list_is_not_judged() -> None:
 def test_a_secret_used_by_an_mcp_server_makes_its_agents_dependents() -> None:
     server_refs = {("Secret", "default", "orders-mcp"): ["orders-mcp"]}
     agent_refs = {("MCPServer", "default", "orders-mcp"): ["support"]}
-    found = indexing.dependents("Secret", "default", "orders-mcp", agent_refs, {}, server_refs)
+    indexes = indexing.Indexes(
+        agents={},
+        agents_by_reference=agent_refs,
+        agents_by_namespace={},
+        secrets={},
+        referenced={},
+        named_by={"MCPServer": server_refs},
+        children={},
+    )
+    found = indexing.dependents("Secret", "default", "orders-mcp", indexes)
     assert found == {"support"}
     assert indexing.mcp_server_references(mcp_server()) == {
         ("Secret", "default", "orders-mcp"): "orders-mcp"

@@ -1,10 +1,11 @@
-"""The reconcile of one Agent against an in-memory API: status, events, idleness, healing."""
+"""One run of an Agent (`reconciling.Reconciler.agent`) against an in-memory API and the watch
+cache over it: status, Events, idleness without reads, writes the cache has not shown yet,
+healing, autoscaling. Outcomes are recorded by the real `Scheduler.record`."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import io
 from pathlib import Path
 from typing import Any
@@ -12,33 +13,60 @@ from typing import Any
 import prometheus_client as prom
 import pytest
 import yaml
-from operator_testkit import FakeKube, agent, make_settings, persona
+from operator_testkit import FakeKube, agent, cache, make_settings, persona
 
-from corral.operator import errors, kube, metrics, offline
-from corral.operator.reconciling import ChildEvent, Reconciler
+from corral.operator import applying, errors, kube, metrics, offline
+from corral.operator.reconciling import Outcome, Reconciler
+from corral.operator.rendering import children
+from corral.operator.scheduling import Scheduler
 
+KEY = ("Agent", "shop", "support")
 AGENT_URL = kube.path("corral.dev/v1alpha1", "Agent", "shop", "support")
 DEPLOYMENT_URL = kube.path("apps/v1", "Deployment", "shop", "support")
-EVENTS_URL = kube.path("v1", "Event", "shop")
-
-
-def make_reconciler(api: FakeKube) -> Reconciler:
-    return Reconciler(
-        client=api,  # type: ignore[arg-type]
-        settings=make_settings(retry_base_seconds=0.01, retry_max_seconds=0.02),
-        metrics=metrics.build(prom.CollectorRegistry()),
-        clock=lambda: "2026-01-01T00:00:00Z",
-    )
+HPA_URL = kube.path("autoscaling/v2", "HorizontalPodAutoscaler", "shop", "support")
 
 
 def secret(name: str, **data: str) -> dict[str, Any]:
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": "shop"},
-        "data": encoded,
-    }
+    meta = {"name": name, "namespace": "shop"}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "data": encoded}
+
+
+KEYED = {
+    "provider": "openai",
+    "name": "m",
+    "apiKeySecretRef": {"name": "openai", "key": "api-key"},
+}
+
+
+class Operator:
+    """A reconciler and the scheduler's bookkeeping over a FakeKube; `run` reconciles once."""
+
+    def __init__(self, api: FakeKube) -> None:
+        self.api = api
+        self.reconciler = Reconciler(
+            client=api,  # type: ignore[arg-type]
+            settings=make_settings(),
+            metrics=metrics.build(prom.CollectorRegistry()),
+            indexes=cache(api),
+            clock=lambda: "2026-01-01T00:00:00Z",
+        )
+        self.scheduler = Scheduler(
+            settings=self.reconciler.settings,
+            reconciler=self.reconciler,
+            indexes=self.reconciler.indexes,
+            clock=lambda: 0.0,
+        )
+        self.scheduler.agent_seen(None, api.at(AGENT_URL))
+
+    def run(self, refresh: bool = True) -> Outcome:
+        """One reconcile; `refresh=False`: the watch cache has not caught up meanwhile."""
+        if refresh:
+            self.reconciler.indexes = cache(self.api)
+        record = self.scheduler.records[KEY]
+        outcome = asyncio.run(self.reconciler.agent(KEY, record))
+        self.scheduler.record(KEY, outcome)
+        return outcome
 
 
 def ready(api: FakeKube) -> tuple[str, str]:
@@ -48,7 +76,7 @@ def ready(api: FakeKube) -> tuple[str, str]:
 
 
 def make_available(api: FakeKube) -> None:
-    deployment = api.at(DEPLOYMENT_URL)
+    deployment = api.touch(DEPLOYMENT_URL)
     replicas = deployment["spec"].get("replicas", 1)
     deployment["status"] = {
         "observedGeneration": deployment["metadata"]["generation"],
@@ -64,138 +92,171 @@ def api() -> FakeKube:
     api = FakeKube()
     api.put(persona("tone"))
     api.put(secret("openai", **{"api-key": "sk-1"}))
-    api.put(
-        agent(
-            personaRef={"name": "tone"},
-            model={
-                "provider": "openai",
-                "name": "m",
-                "apiKeySecretRef": {"name": "openai", "key": "api-key"},
-            },
-        )
-    )
+    api.put(agent(personaRef={"name": "tone"}, model=KEYED))
     return api
 
 
-@pytest.mark.anyio
-async def test_an_agent_becomes_ready_once_its_deployment_is_available(api: FakeKube) -> None:
-    reconciler = make_reconciler(api)
-    await reconciler.reconcile("shop", "support")
+def test_an_agent_becomes_ready_once_its_deployment_is_available(api: FakeKube) -> None:
+    op = Operator(api)
+    op.run()
     assert ready(api) == ("False", "RollingOut")
-    assert api.at(AGENT_URL)["status"]["endpoint"] == "http://support.shop.svc:8080/v1"
     make_available(api)
-    await reconciler.reconcile("shop", "support")
+    op.run()
     assert ready(api) == ("True", "Available")
-    assert [e["reason"] for e in api.events] == ["Created", "Available"]
+    assert [e["reason"] for e in api.events] == ["Created"], "the rollout it announced ends quietly"
+    status = api.at(AGENT_URL)["status"]
+    assert (status["currentReplicas"], status["desiredReplicas"]) == (1, 1)
 
 
-@pytest.mark.anyio
-async def test_an_idle_reconcile_writes_nothing(api: FakeKube) -> None:
-    reconciler = make_reconciler(api)
-    await reconciler.reconcile("shop", "support")
+def test_an_idle_reconcile_reads_nothing_and_writes_nothing(api: FakeKube) -> None:
+    op = Operator(api)
+    op.run()
     make_available(api)
-    await reconciler.reconcile("shop", "support")
+    op.run()
     api.writes.clear()
-    await reconciler.reconcile("shop", "support")
-    await reconciler.trigger("shop", "support", "test")
+    events = len(api.events)
+    op.run()
+    assert (api.writes, api.reads, len(api.events)) == ([], [], events)
+
+
+def test_a_run_before_the_cache_shows_the_last_runs_writes_writes_nothing_again(
+    api: FakeKube,
+) -> None:
+    op = Operator(api)
+    op.run()
+    api.writes.clear()
+    op.run(refresh=False)
     assert api.writes == []
 
 
-@pytest.mark.anyio
-async def test_a_first_visit_writes_the_status_once(api: FakeKube) -> None:
-    await make_reconciler(api).reconcile("shop", "support")
-    assert api.writes.count(("patch-status", "Agent", AGENT_URL)) == 1
-    assert ready(api) == ("False", "RollingOut")
+def test_rendering_is_skipped_while_nothing_it_depends_on_changed(
+    api: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renders = []
+    original = children.render
+    monkeypatch.setattr(children, "render", lambda *a, **k: renders.append(1) or original(*a, **k))
+    op = Operator(api)
+    op.run()
+    make_available(api)
+    op.run()
+    assert len(renders) == 1
+    api.put(persona("tone", systemPrompt="Be brief."))["metadata"]["generation"] = 2
+    op.run()
+    assert len(renders) == 2
 
 
-@pytest.mark.anyio
-async def test_a_first_visit_failing_on_the_api_still_shows_a_status(api: FakeKube) -> None:
-    api.fail_next.append(errors.ApiUnavailable("PATCH configmaps: 503"))
-    with pytest.raises(errors.ApiUnavailable):
-        await make_reconciler(api).reconcile("shop", "support")
-    assert ready(api) == ("Unknown", "Reconciling")
-
-
-@pytest.mark.anyio
-async def test_a_missing_persona_is_reported_retried_and_heals_once_created(api: FakeKube) -> None:
-    del api.objects[kube.path("corral.dev/v1alpha1", "Persona", "shop", "tone")]
-    reconciler = make_reconciler(api)
-    with pytest.raises(errors.MissingReference):
-        await reconciler.reconcile("shop", "support")
+def test_a_missing_persona_is_reported_retried_and_heals_once_created() -> None:
+    api = FakeKube()
+    api.put(agent(personaRef={"name": "tone"}))
+    op = Operator(api)
+    outcome = op.run()
     assert ready(api) == ("False", "MissingReference")
-    assert DEPLOYMENT_URL not in api.objects
-    assert api.events[-1]["reason"] == "MissingReference"
-    assert api.events[-1]["type"] == "Warning"
-    api.put(persona("tone"))
-    await reconciler.reconcile("shop", "support")
-    assert ready(api) == ("False", "RollingOut")
-    assert DEPLOYMENT_URL in api.objects
-
-
-@pytest.mark.anyio
-async def test_retrying_a_missing_reference_rewrites_nothing(api: FakeKube) -> None:
-    del api.objects[kube.path("v1", "Secret", "shop", "openai")]
-    reconciler = make_reconciler(api)
-    with pytest.raises(errors.MissingReference):
-        await reconciler.reconcile("shop", "support")
+    assert "Persona 'tone'" in str(outcome.error)
+    assert op.scheduler.records[KEY].failures == 1
+    assert (
+        kube.path_of(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "support", "namespace": "shop"},
+            }
+        )
+        not in api.objects
+    )
     api.writes.clear()
-    with pytest.raises(errors.MissingReference):
-        await reconciler.reconcile("shop", "support")
-    assert api.writes == []
+    op.run()
+    assert api.writes == [], "retrying writes nothing while nothing changed"
+    api.put(persona("tone"))
+    assert op.run().error is None
+    assert DEPLOYMENT_URL in api.objects
+    assert op.scheduler.records[KEY].failures == 0
 
 
-@pytest.mark.anyio
-async def test_rotating_a_referenced_secret_rolls_the_pods(api: FakeKube) -> None:
-    reconciler = make_reconciler(api)
-    await reconciler.reconcile("shop", "support")
+def test_rotating_a_referenced_secret_rolls_the_pods(api: FakeKube) -> None:
+    op = Operator(api)
+    op.run()
     before = api.at(DEPLOYMENT_URL)["spec"]["template"]["metadata"]["annotations"]
     api.put(secret("openai", **{"api-key": "sk-2"}))
-    await reconciler.reconcile("shop", "support")
+    op.run()
     after = api.at(DEPLOYMENT_URL)["spec"]["template"]["metadata"]["annotations"]
     assert before["corral.dev/config-hash"] != after["corral.dev/config-hash"]
-    assert api.events[-1]["reason"] == "RollingOut"
+    assert "sk-2" not in str(api.objects).replace(base64.b64encode(b"sk-2").decode(), "")
 
 
-@pytest.mark.anyio
-async def test_an_invalid_spec_is_stalled_and_raised_as_such(api: FakeKube) -> None:
-    api.put(agent(tools=[{"name": "self"}]))
-    api.put(
-        {
-            "apiVersion": "corral.dev/v1alpha1",
-            "kind": "Tool",
-            "metadata": {"name": "self", "namespace": "shop"},
-            "spec": {"description": "me", "agent": {"name": "support"}},
-        }
-    )
-    with pytest.raises(errors.InvalidSpec):
-        await make_reconciler(api).reconcile("shop", "support")
+def test_an_invalid_spec_is_stalled_and_not_retried_on_a_timer() -> None:
+    api = FakeKube()
+    api.put(agent(instructions="x" * 40000))
+    op = Operator(api)
+    outcome = op.run()
+    assert outcome.error is not None
+    assert outcome.error.permanent
     conditions = {c["type"]: c["status"] for c in api.at(AGENT_URL)["status"]["conditions"]}
     assert conditions["Stalled"] == "True"
 
 
-@pytest.mark.anyio
-async def test_outcomes_and_managed_objects_are_counted_in_metrics(api: FakeKube) -> None:
-    reconciler = make_reconciler(api)
-    await reconciler.reconcile("shop", "support")
-    del api.objects[kube.path("v1", "Secret", "shop", "openai")]
-    with pytest.raises(errors.MissingReference):
-        await reconciler.reconcile("shop", "support")
-    registry = reconciler.metrics.registry
-    assert (
-        registry.get_sample_value(
-            "corral_operator_reconciles_total", {"kind": "Agent", "outcome": "success"}
-        )
-        == 1
-    )
-    assert (
-        registry.get_sample_value(
-            "corral_operator_errors_total", {"kind": "Agent", "reason": "MissingReference"}
-        )
-        == 1
-    )
-    assert registry.get_sample_value("corral_operator_managed_objects", {"kind": "Deployment"}) == 1
-    reconciler.forget("shop", "support")
-    assert registry.get_sample_value("corral_operator_managed_objects", {"kind": "Deployment"}) == 0
+def test_a_hand_edit_of_the_deployment_is_reverted(api: FakeKube) -> None:
+    op = Operator(api)
+    op.run()
+    api.touch(DEPLOYMENT_URL)["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:1"
+    op.run()
+    container = api.at(DEPLOYMENT_URL)["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.test/corral:1.2.3"
+    assert api.events[-1]["reason"] == "DriftReverted"
+
+
+def test_a_first_visit_failing_on_the_api_still_shows_a_status(api: FakeKube) -> None:
+    api.fail_next.append(errors.ApiUnavailable("PATCH: 503"))
+    outcome = Operator(api).run()
+    assert isinstance(outcome.error, errors.ApiUnavailable)
+    assert ready(api) == ("Unknown", "Reconciling")
+
+
+def test_a_deleted_agent_is_gone_without_writes(api: FakeKube) -> None:
+    op = Operator(api)
+    del api.objects[AGENT_URL]
+    assert op.run().gone
+    assert api.writes == []
+    assert KEY not in op.scheduler.records
+
+
+def test_autoscaling_renders_an_hpa_and_the_deployment_without_replicas() -> None:
+    api = FakeKube()
+    api.put(agent(autoscaling={"minReplicas": 2, "maxReplicas": 5}))
+    Operator(api).run()
+    hpa = api.at(HPA_URL)
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "support",
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
+    assert hpa["metadata"]["ownerReferences"][0]["kind"] == "Agent"
+    assert "replicas" not in api.at(DEPLOYMENT_URL)["spec"]
+    assert kube.path("policy/v1", "PodDisruptionBudget", "shop", "support") in api.objects
+
+
+def test_switching_from_replicas_to_autoscaling_keeps_the_pods_and_reports_the_hpa() -> None:
+    api = FakeKube()
+    api.put(agent(replicas=3))
+    op = Operator(api)
+    op.run()
+    assert api.at(DEPLOYMENT_URL)["spec"]["replicas"] == 3
+    api.put(agent(generation=2, autoscaling={"minReplicas": 2, "maxReplicas": 5}))
+    api.writes.clear()
+    op.run()
+    assert ("apply", "Deployment", DEPLOYMENT_URL) in api.writes
+    assert api.writes[0][1] == "Deployment", "the handover comes first"
+    assert api.at(DEPLOYMENT_URL)["spec"]["replicas"] == 3, "never reset to 1"
+    api.touch(HPA_URL)["status"] = {"currentReplicas": 3, "desiredReplicas": 4}
+    make_available(api)
+    op.run()
+    status = api.at(AGENT_URL)["status"]
+    assert (status["currentReplicas"], status["desiredReplicas"]) == (3, 4)
+    api.writes.clear()
+    api.touch(DEPLOYMENT_URL)["spec"]["replicas"] = 4  # the HPA scaled
+    op.run()
+    assert ("apply", "Deployment", DEPLOYMENT_URL) not in api.writes
+    assert api.at(DEPLOYMENT_URL)["spec"]["replicas"] == 4
 
 
 def test_offline_render_prints_exactly_what_the_operator_applies(
@@ -204,17 +265,19 @@ def test_offline_render_prints_exactly_what_the_operator_applies(
     applied: list[dict[str, Any]] = []
     original = api.apply
 
-    async def recording_apply(manifest: dict[str, Any]) -> dict[str, Any]:
+    async def recording_apply(manifest: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         applied.append(manifest)
-        return await original(manifest)
+        return await original(manifest, **kwargs)
 
     api.apply = recording_apply  # type: ignore[method-assign]
-    asyncio.run(make_reconciler(api).reconcile("shop", "support"))
+    Operator(api).run()
     inputs = [
         api.at(AGENT_URL),
         api.at(kube.path("corral.dev/v1alpha1", "Persona", "shop", "tone")),
         api.at(kube.path("v1", "Secret", "shop", "openai")),
     ]
+    for obj in inputs:
+        obj["metadata"].pop("managedFields", None)
     manifests = tmp_path / "in.yaml"
     manifests.write_text(yaml.safe_dump_all(inputs))
     out, err = io.StringIO(), io.StringIO()
@@ -222,186 +285,5 @@ def test_offline_render_prints_exactly_what_the_operator_applies(
     assert list(yaml.safe_load_all(out.getvalue())) == applied
 
 
-def agent_reconciles(reconciler: Reconciler) -> float:
-    total = 0.0
-    for outcome in ("success", "MissingReference", "ApiConflict"):
-        value = reconciler.metrics.registry.get_sample_value(
-            "corral_operator_reconciles_total", {"kind": "Agent", "outcome": outcome}
-        )
-        total += value or 0
-    return total
-
-
-@pytest.mark.anyio
-async def test_a_burst_of_triggers_coalesces_into_one_running_and_one_pending_reconcile(
-    api: FakeKube,
-) -> None:
-    reconciler = make_reconciler(api)
-    await asyncio.gather(*(reconciler.trigger("shop", "support", f"change {i}") for i in range(5)))
-    assert agent_reconciles(reconciler) == 2
-
-
-@pytest.mark.anyio
-async def test_a_triggered_reconcile_retries_api_conflicts(api: FakeKube) -> None:
-    api.fail_next = [errors.ApiConflict("409"), errors.ApiConflict("409")]
-    reconciler = make_reconciler(api)
-    await reconciler.trigger("shop", "support", "test")
-    assert DEPLOYMENT_URL in api.objects
-    assert agent_reconciles(reconciler) == 3
-
-
-@pytest.mark.anyio
-async def test_a_triggered_reconcile_never_raises(api: FakeKube) -> None:
-    del api.objects[kube.path("corral.dev/v1alpha1", "Persona", "shop", "tone")]
-    await make_reconciler(api).trigger("shop", "support", "test")
-    assert ready(api) == ("False", "MissingReference")
-
-
-@pytest.mark.anyio
-async def test_a_deleted_agent_is_forgotten_without_writes(api: FakeKube) -> None:
-    reconciler = make_reconciler(api)
-    del api.objects[AGENT_URL]
-    await reconciler.reconcile("shop", "support")
-    assert api.writes == []
-
-
-PDB_URL = kube.path("policy/v1", "PodDisruptionBudget", "shop", "support")
-
-
-@pytest.mark.anyio
-async def test_a_single_replica_agent_looks_for_a_budget_to_delete_only_once(api: FakeKube) -> None:
-    reconciler = make_reconciler(api)
-    await reconciler.reconcile("shop", "support")
-    await reconciler.reconcile("shop", "support")
-    assert api.reads.count(PDB_URL) == 1
-
-
-@pytest.mark.anyio
-async def test_scaling_down_to_one_replica_deletes_the_budget_it_had(api: FakeKube) -> None:
-    reconciler = make_reconciler(api)
-    body = api.at(AGENT_URL)
-    body["spec"]["replicas"] = 2
-    await reconciler.reconcile("shop", "support")
-    assert PDB_URL in api.objects
-    body["spec"]["replicas"] = 1
-    body["metadata"]["generation"] += 1
-    await reconciler.reconcile("shop", "support")
-    assert PDB_URL not in api.objects
-
-
-@pytest.mark.anyio
-async def test_a_scheduled_reconcile_runs_in_the_background(api: FakeKube) -> None:
-    reconciler = make_reconciler(api)
-    reconciler.schedule("shop", "support", "test")
-    assert DEPLOYMENT_URL not in api.objects
-    await reconciler.join()
-    assert DEPLOYMENT_URL in api.objects
-
-
-def rollout_event(api: FakeKube) -> ChildEvent:
-    """The Deployment's next watch event, as written by someone else (the Deployment
-    controller, or a hand edit): a new resourceVersion and a copy of the body."""
-    body = copy.deepcopy(api.touch(DEPLOYMENT_URL))
-    return ChildEvent("Deployment", "support", body["metadata"]["resourceVersion"], body)
-
-
-@pytest.mark.anyio
-async def test_a_rollout_event_updates_the_status_without_reading_anything(api: FakeKube) -> None:
-    reconciler = make_reconciler(api)
-    await reconciler.reconcile("shop", "support")
-    make_available(api)
-    api.reads.clear()
-    api.writes.clear()
-    reconciler.child_changed("shop", "support", rollout_event(api))
-    await reconciler.join()
-    assert ready(api) == ("True", "Available")
-    assert api.at(AGENT_URL)["status"]["availableReplicas"] == 1
-    assert api.reads == []
-    assert api.writes == [("patch-status", "Agent", AGENT_URL), ("create", "Event", EVENTS_URL)]
-    assert api.events[-1]["reason"] == "Available"
-    reconciler.child_changed("shop", "support", rollout_event(api))
-    await reconciler.join()
-    assert api.writes[2:] == []
-
-
-@pytest.mark.anyio
-async def test_a_hand_edit_seen_in_a_deployment_event_is_reverted(api: FakeKube) -> None:
-    reconciler = make_reconciler(api)
-    await reconciler.reconcile("shop", "support")
-    edited = api.at(DEPLOYMENT_URL)
-    edited["metadata"]["labels"] = {"team": "edited-by-hand"}
-    api.writes.clear()
-    reconciler.child_changed("shop", "support", rollout_event(api))
-    await reconciler.join()
-    assert ("apply", "Deployment", DEPLOYMENT_URL) in api.writes
-    assert "app.kubernetes.io/managed-by" in api.at(DEPLOYMENT_URL)["metadata"]["labels"]
-
-
-@pytest.mark.anyio
-async def test_a_rollout_event_needs_a_full_reconcile_when_nothing_is_known(api: FakeKube) -> None:
-    del api.objects[kube.path("corral.dev/v1alpha1", "Persona", "shop", "tone")]
-    reconciler = make_reconciler(api)
-    with pytest.raises(errors.MissingReference):
-        await reconciler.reconcile("shop", "support")
-    api.put(persona("tone"))
-    api.reads.clear()
-    reconciler.child_changed("shop", "support", ChildEvent("Deployment", "support", "9", {}))
-    await reconciler.join()
-    assert AGENT_URL in api.reads
-    assert ready(api) == ("False", "RollingOut")
-    # A reconciler that never reconciled the Agent (a restarted operator) does the same.
-    fresh = make_reconciler(api)
-    api.reads.clear()
-    fresh.child_changed("shop", "support", rollout_event(api))
-    await fresh.join()
-    assert AGENT_URL in api.reads
-
-
-@pytest.mark.anyio
-async def test_a_full_reconcile_asked_for_while_a_rollout_update_waits_is_kept(
-    api: FakeKube,
-) -> None:
-    reconciler = make_reconciler(api)
-    await reconciler.reconcile("shop", "support")
-    api.reads.clear()
-    reconciler.child_changed("shop", "support", rollout_event(api))
-    reconciler.schedule("shop", "support", "its Persona changed")
-    await reconciler.join()
-    assert AGENT_URL in api.reads
-
-
-@pytest.mark.anyio
-async def test_a_rollout_event_of_a_deleted_agent_forgets_it(api: FakeKube) -> None:
-    reconciler = make_reconciler(api)
-    await reconciler.reconcile("shop", "support")
-    make_available(api)
-    event = rollout_event(api)
-    del api.objects[AGENT_URL]
-    reconciler.child_changed("shop", "support", event)
-    await reconciler.join()
-    assert api.writes[-1] == ("patch-status", "Agent", AGENT_URL)
-    assert api.reads[-1] == AGENT_URL  # the full reconcile found it gone
-    api.writes.clear()
-    reconciler.child_changed("shop", "support", event)
-    await reconciler.join()
-    assert api.writes == []
-
-
-@pytest.mark.anyio
-async def test_the_echo_of_a_write_seen_before_the_reconcile_ends_causes_nothing(
-    api: FakeKube,
-) -> None:
-    reconciler = make_reconciler(api)
-
-    def watch_event(applied: dict[str, Any]) -> None:
-        # The watch delivers the ConfigMap's creation before the reconcile has written the
-        # Service and the Deployment, so before it recorded what it wrote.
-        if applied["kind"] == "ConfigMap":
-            meta = applied["metadata"]
-            event = ChildEvent("ConfigMap", meta["name"], meta["resourceVersion"])
-            reconciler.child_changed("shop", "support", event)
-
-    api.on_apply = watch_event
-    await reconciler.reconcile("shop", "support")
-    await reconciler.join()
-    assert api.reads.count(AGENT_URL) == 1
+def test_the_handover_manager_is_not_the_operators() -> None:
+    assert applying.HANDOVER_MANAGER != "corral"

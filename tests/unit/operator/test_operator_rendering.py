@@ -76,7 +76,7 @@ async def test_secrets_become_named_env_vars_in_config_and_secret_key_refs_in_th
         auth={"apiKeysSecretRef": {"name": "keys", "key": "k"}},
     )
     rendered = await render(body, reader)
-    config = RuntimeConfig.from_json(rendered.configmap["data"]["runtime.json"])
+    config = RuntimeConfig.from_json(rendered.by_kind["ConfigMap"]["data"]["runtime.json"])
     assert config.models[0].api_key_env == "CORRAL_MODEL_0_API_KEY"
     assert config.tools[0].http is not None
     assert config.tools[0].http.header_envs == {"Authorization": "CORRAL_TOOL_0_HEADER_0"}
@@ -107,7 +107,7 @@ async def test_the_state_store_password_reaches_the_pod_only_through_a_secret_ke
         budget={"tokensPerDay": 1000, "costPerMonth": "25.00"},
     )
     rendered = await render(body, reader)
-    data = rendered.configmap["data"]["runtime.json"]
+    data = rendered.by_kind["ConfigMap"]["data"]["runtime.json"]
     config = RuntimeConfig.from_json(data)
     assert config.state_store is not None
     assert config.state_store.url == "redis://valkey.corral-system.svc:6379/0"
@@ -164,7 +164,7 @@ async def test_the_pod_is_restricted_and_drains_within_its_grace_period() -> Non
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["automountServiceAccountToken"] is False
-    config = RuntimeConfig.from_json(rendered.configmap["data"]["runtime.json"])
+    config = RuntimeConfig.from_json(rendered.by_kind["ConfigMap"]["data"]["runtime.json"])
     assert pod["terminationGracePeriodSeconds"] == 55 > config.server.drain_timeout_seconds == 40
 
 
@@ -249,7 +249,7 @@ def test_a_disruption_budget_exists_only_for_more_than_one_replica(
 
 @pytest.mark.anyio
 async def test_owner_references_are_rendered_only_when_the_uid_is_known() -> None:
-    with_uid = (await render(agent(uid="u-1"))).service["metadata"]["ownerReferences"]
+    with_uid = (await render(agent(uid="u-1"))).by_kind["Service"]["metadata"]["ownerReferences"]
     assert with_uid == [
         {
             "apiVersion": "corral.dev/v1alpha1",
@@ -260,7 +260,7 @@ async def test_owner_references_are_rendered_only_when_the_uid_is_known() -> Non
             "blockOwnerDeletion": True,
         }
     ]
-    assert "ownerReferences" not in (await render(agent(uid=None))).service["metadata"]
+    assert "ownerReferences" not in (await render(agent(uid=None))).by_kind["Service"]["metadata"]
 
 
 @pytest.mark.anyio

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -136,11 +137,15 @@ def test_dependents_are_exactly_the_agents_that_use_the_object_directly_or_via_t
         agent("other", uid="uid-other", tools=[{"name": "unrelated"}]),
     ]
     tools = [full_reader().tools["lookup"], full_reader().tools["ask"], http_tool("unrelated")]
-    by_ref = index(agents, indexing.agent_references)
-    tools_by_ref = index(tools, indexing.tool_references)
+    indexes = indexes_of(full_reader(), [])
+    indexes = dataclasses.replace(
+        indexes,
+        agents_by_reference=index(agents, indexing.agent_references),
+        named_by={"Tool": index(tools, indexing.tool_references)},
+    )
 
     def deps(kind: str, name: str) -> set[str]:
-        return indexing.dependents(kind, "shop", name, by_ref, tools_by_ref)
+        return indexing.dependents(kind, "shop", name, indexes)
 
     assert deps("Persona", "tone") == {"support"}
     assert deps("Tool", "lookup") == {"support"}
@@ -149,7 +154,7 @@ def test_dependents_are_exactly_the_agents_that_use_the_object_directly_or_via_t
     assert deps("Agent", "billing") == {"support"}, "an Agent called through an agent Tool"
     assert deps("Tool", "unrelated") == {"other"}
     assert deps("Persona", "nobody-uses-it") == set()
-    assert indexing.dependents("Persona", "elsewhere", "tone", by_ref, tools_by_ref) == set()
+    assert indexing.dependents("Persona", "elsewhere", "tone", indexes) == set()
 
 
 def test_an_invalid_agent_is_indexed_under_nothing() -> None:
@@ -182,12 +187,16 @@ def indexes_of(reader: FakeReader, secrets: list[dict[str, Any]]) -> indexing.In
     """The indexes Kopf would build from the reader's objects."""
     agents = list(reader.agents.values())
     return indexing.Indexes(
+        agents=index(agents, indexing.by_name),
         agents_by_reference=index(agents, indexing.agent_references),
-        tools_by_reference=index(list(reader.tools.values()), indexing.tool_references),
         agents_by_namespace=index(agents, indexing.name_by_namespace),
-        personas=index(list(reader.personas.values()), indexing.spec_by_name),
-        tools=index(list(reader.tools.values()), indexing.spec_by_name),
         secrets=index(secrets, indexing.secret_digests),
+        referenced={
+            "Persona": index(list(reader.personas.values()), indexing.by_name),
+            "Tool": index(list(reader.tools.values()), indexing.by_name),
+        },
+        named_by={"Tool": index(list(reader.tools.values()), indexing.tool_references)},
+        children={},
     )
 
 

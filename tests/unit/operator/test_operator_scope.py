@@ -6,7 +6,7 @@ from __future__ import annotations
 import kopf
 import pytest
 
-from corral.operator import main, settings
+from corral.operator import main, settings, starting
 
 
 @pytest.mark.parametrize(
@@ -24,5 +24,5 @@ def test_scanning_is_off_only_for_namespaces_named_exactly(
 ) -> None:
     assert main.exact_names(namespaces) is exact
     kopf_settings = kopf.OperatorSettings()
-    main.configure(kopf_settings, settings.load(), [], exact_namespaces=exact)
+    starting.configure(kopf_settings, settings.load(), exact_namespaces=exact)
     assert kopf_settings.scanning.disabled is exact

@@ -201,7 +201,8 @@ def test_merge_patch_removes_keys_the_new_status_no_longer_has() -> None:
     [
         (None, ("Unknown", "Reconciling"), None),
         (("Unknown", "Reconciling"), ("False", "RollingOut"), ("Normal", "RollingOut")),
-        (("False", "RollingOut"), ("True", "Available"), ("Normal", "Available")),
+        (("False", "RollingOut"), ("True", "Available"), None),  # the rollout ends as announced
+        (("False", "MissingReference"), ("True", "Available"), ("Normal", "Available")),
         (("True", "Available"), ("False", "MissingReference"), ("Warning", "MissingReference")),
         (("False", "MissingReference"), ("False", "MissingReference"), None),
     ],
@@ -239,3 +240,20 @@ def test_referenced_status_with_an_invalid_spec_is_stalled() -> None:
         "Ready": ("False", "InvalidSpec"),
         "Stalled": ("True", "InvalidSpec"),
     }
+
+
+def test_a_rollout_getting_further_is_not_worth_a_status_write_but_every_transition_is() -> None:
+    def status(ready: tuple[str, str], generation: int = 3, message: str = "m") -> dict[str, Any]:
+        conditions = [
+            {"type": "Ready", "status": ready[0], "reason": ready[1], "message": message},
+        ]
+        return {"observedGeneration": generation, "conditions": conditions, "readyReplicas": 0}
+
+    rolling = status(("False", "RollingOut"), message="0 of 2 pods updated")
+    further = status(("False", "RollingOut"), message="1 of 2 pods updated") | {"readyReplicas": 1}
+    assert statuses.only_progress(rolling, further)
+    assert not statuses.only_progress(rolling, status(("True", "Available")))
+    assert not statuses.only_progress(rolling, status(("False", "RollingOut"), generation=4))
+    assert not statuses.only_progress(None, rolling), "the first status is always written"
+    available = status(("True", "Available"), message="2 of 2")
+    assert not statuses.only_progress(available, status(("True", "Available"), message="3 of 3"))

@@ -1,4 +1,7 @@
-"""The optional PodDisruptionBudget: only when an Agent asks for more than one replica. Pure."""
+"""The optional PodDisruptionBudget: only when an Agent asks for at least two replicas. Pure.
+
+With `spec.autoscaling`, `replicas` here is the HPA's `minReplicas`.
+"""
 
 from __future__ import annotations
 
