@@ -63,7 +63,7 @@ class OperatorSettings(BaseSettings):
         " the changes meanwhile (many Agents applied at once) share the next refresh.",
     )
     workers: int = Field(
-        default=16, ge=1, le=256, description="Reconciles that run at once (of distinct objects)."
+        default=64, ge=1, le=256, description="Reconciles that run at once (of distinct objects)."
     )
     peering: str | None = Field(
         default=None,
