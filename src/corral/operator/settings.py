@@ -69,7 +69,7 @@ class OperatorSettings(BaseSettings):
         default=30, gt=0, description="How soon an MCPServer whose discovery failed is retried."
     )
     workers: int = Field(
-        default=16, ge=1, le=256, description="Reconciles that run at once (of distinct objects)."
+        default=64, ge=1, le=256, description="Reconciles that run at once (of distinct objects)."
     )
     peering: str | None = Field(
         default=None,
