@@ -1,8 +1,10 @@
 """High availability end to end: two real `corral operator --peering NAME` processes against
 the real API server. One leads and works, the other stands by and writes nothing; killing the
 leader (SIGKILL, no clean-up) lets the standby take over, and a restarted replica stands by in
-turn; killing each in turn keeps Agents reconciled. Takeover times are printed (measured, not
-asserted: bench/ has the figures)."""
+turn; killing each in turn keeps Agents reconciled. MCPServer discovery writes status, so it
+too runs on the leader only: the standby's counters stay at 0 while an MCPServer exists, and
+the new leader discovers the MCPServers created after the takeover. Takeover times are printed
+(measured, not asserted: bench/ has the figures)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from operator_e2e import Cluster, OperatorProcess, ready, wait_for, wait_ready
-from operator_manifests import agent
+from operator_manifests import agent, mcp_server
 
 from localcluster import handles
 
@@ -62,6 +64,15 @@ def hold_steady(leader: OperatorProcess, standby: OperatorProcess) -> None:
         time.sleep(1)
 
 
+def discovered(kube: Cluster, ns: str, name: str) -> tuple[str, str] | None:
+    """(status, reason) of an MCPServer's Ready condition once a discovery wrote it."""
+    server = kube.get("corral.dev/v1alpha1", "MCPServer", ns, name) or {}
+    for condition in (server.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition.get("status"), condition.get("reason")
+    return None
+
+
 def take_over(standby: OperatorProcess, killed: OperatorProcess) -> float:
     """Kill the leader; the seconds until the standby leads."""
     killed.kill()
@@ -74,17 +85,31 @@ def test_one_of_two_operators_works_and_the_other_takes_over_when_it_is_killed(
     kube: Cluster, pair: tuple[str, list[OperatorProcess]]
 ) -> None:
     ns, (first, second) = pair
+    # Nothing listens on port 9: each discovery ends at once, Unreachable, and is retried.
+    kube.apply(ns, mcp_server("before", "http://127.0.0.1:9/mcp"))
     first.start()
     wait_for("the first operator leads", lambda: leading(first), 30, first.log_tail)
     second.start()
     kube.apply(ns, agent("one"))
     wait_ready(kube, first, ns, "one")
+    wait_for(
+        "the leader discovers the MCPServer",
+        lambda: discovered(kube, ns, "before") == ("False", "Unreachable"),
+        60,
+        first.log_tail,
+    )
     assert writes(first) > 0
     hold_steady(first, second)
 
     first_takeover = take_over(second, first)
-    kube.apply(ns, agent("two"))
+    kube.apply(ns, agent("two"), mcp_server("after", "http://127.0.0.1:9/mcp"))
     wait_ready(kube, second, ns, "two")
+    wait_for(
+        "the new leader discovers an MCPServer created after the takeover",
+        lambda: discovered(kube, ns, "after") == ("False", "Unreachable"),
+        60,
+        second.log_tail,
+    )
     kube.kubectl("set", "image", "-n", ns, "deployment/one", "runtime=evil.example/x:1")
     wait_for(
         "the new leader reverts a hand edit",
