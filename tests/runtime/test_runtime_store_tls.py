@@ -30,12 +30,21 @@ PASSWORD_ENV = "CORRAL_STATE_STORE_PASSWORD"
 USER = [{"role": "user", "content": "hi"}]
 
 
-def issue(ips: list[str]) -> redisserver.Tls:
-    return redisserver.Tls.issue(Path(tempfile.mkdtemp(prefix="corral-store-pki-")), ips)
+@pytest.fixture
+def issue(tmp_path: Path) -> Callable[[list[str]], redisserver.Tls]:
+    """A new CA (in a directory of its own) and a server certificate it signs for `ips`."""
+
+    def new(ips: list[str]) -> redisserver.Tls:
+        directory = Path(tempfile.mkdtemp(dir=tmp_path))
+        return redisserver.Tls.issue(directory, ips)
+
+    return new
 
 
 @pytest.fixture
-def tls_store() -> Iterator[redisserver.RedisServer]:
+def tls_store(
+    issue: Callable[[list[str]], redisserver.Tls],
+) -> Iterator[redisserver.RedisServer]:
     """redis-server answering only TLS on 127.0.0.1, its certificate from a CA of its own."""
     with redisserver.RedisServer(password=PASSWORD, tls=issue(["127.0.0.1"])) as server:
         yield server
@@ -89,6 +98,7 @@ def test_a_store_certificate_from_another_ca_is_refused(
     serve: Callable[..., Running],
     upstream: FakeOpenAI,
     tls_store: redisserver.RedisServer,
+    issue: Callable[[list[str]], redisserver.Tls],
 ) -> None:
     stranger = issue(["127.0.0.1"])  # a valid chain, but not to the CA the Agent trusts
     config = tls_config(upstream, tls_store.url, rateLimit={"requestsPerMinute": 100})
@@ -104,7 +114,9 @@ def test_a_store_certificate_from_another_ca_is_refused(
 
 
 def test_a_store_certificate_for_another_host_is_refused(
-    serve: Callable[..., Running], upstream: FakeOpenAI
+    serve: Callable[..., Running],
+    upstream: FakeOpenAI,
+    issue: Callable[[list[str]], redisserver.Tls],
 ) -> None:
     """Signed by the trusted CA, but for 192.0.2.7 only: the name is checked, not just the chain."""
     other_host = issue(["192.0.2.7"])

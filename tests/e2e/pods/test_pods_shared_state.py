@@ -11,11 +11,9 @@ turn answered with the whole history.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -41,11 +39,16 @@ class Shared:
 
 
 @pytest.fixture(scope="module")
-def shared(cluster: handles.Cluster, release: Release, image: images.Image) -> Iterator[Shared]:
+def shared(
+    cluster: handles.Cluster,
+    release: Release,
+    image: images.Image,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Shared]:
     """The TLS store and the fake model on this host, both reachable from pods; the Secret of
     the store's password and CA; the two Agents Ready."""
     gateway = nodeconfigs.gateway(cluster.config)
-    pki = Path(tempfile.mkdtemp(prefix="corral-pods-store-pki-"))
+    pki = tmp_path_factory.mktemp("store-pki")
     tls = redisserver.Tls.issue(pki, [settings.HOST, gateway])
     namespace = release.watched
     with redisserver.RedisServer(password=PASSWORD, tls=tls) as store, FakeOpenAI() as model:
