@@ -10,6 +10,9 @@ system-wide. Once per machine: a cached copy is reused. `RedisServer` runs it as
 on a free 127.0.0.1 port (optionally with a password), waits until it answers PING, and can be
 stopped and started again on the same port and data directory: a SIGTERM makes Redis save its
 data, so a restart keeps the counts, as a restarted Redis with persistence does in production.
+With `tls` (a `Tls`: a CA of its own and a server certificate it signed, made with openssl by
+localcluster.pki) it serves TLS only (`--port 0 --tls-port P`) and its URL is rediss://;
+clients are not asked for a certificate (as managed Redis services do).
 Does I/O: runs apt-get and dpkg, spawns and signals processes. Called by the `redis_server`
 fixture (tests/runtime/conftest.py), bench/ and by hand:
 
@@ -20,6 +23,7 @@ fixture (tests/runtime/conftest.py), bench/ and by hand:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -34,6 +38,7 @@ import redis
 
 import childproc
 from childproc import HOST, free_port
+from localcluster import pki
 
 PACKAGE = "redis-tools"
 # Always unpacked: system packages never mixed in. Other dependencies only when missing.
@@ -155,29 +160,57 @@ def _verify(tree: Path) -> None:
         raise RuntimeError(f"the unpacked redis-server does not run:\n{shown.stderr[-2000:]}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Tls:
+    """A server certificate and key, and the CA that signed them (what clients verify with)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    @classmethod
+    def issue(cls, directory: Path, ips: list[str], ca_name: str = "corral-test-store-ca") -> Tls:
+        """A new CA in `directory` and a certificate it signs for localhost and `ips`."""
+        ca = pki.authority(directory, ca_name)
+        key, cert = pki.serving(ca, directory, "redis", ["localhost"], ips)
+        return cls(ca=ca[1], cert=cert, key=key)
+
+
 class RedisServer:
     """redis-server on 127.0.0.1:`port` with its data in a temp dir; a context manager."""
 
     def __init__(
-        self, password: str | None = None, port: int | None = None, log: Log | None = None
+        self,
+        password: str | None = None,
+        port: int | None = None,
+        log: Log | None = None,
+        tls: Tls | None = None,
     ) -> None:
         self.tree = install(log)
         self.port = port or free_port()
         self.password = password
+        self.tls = tls
         self._dir = Path(tempfile.mkdtemp(prefix="corral-redis-"))
         self._child: childproc.Child | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://{HOST}:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host=HOST, port=self.port, password=self.password, socket_timeout=5)
+        if self.tls is None:
+            return redis.Redis(host=HOST, port=self.port, password=self.password, socket_timeout=5)
+        # The chain is verified, not the name: a test may give the server a certificate for
+        # another address on purpose, and this client only probes and inspects.
+        return redis.Redis(
+            host=HOST, port=self.port, password=self.password, socket_timeout=5,
+            ssl=True, ssl_ca_certs=str(self.tls.ca), ssl_check_hostname=False,
+        )  # fmt: skip
 
     def start(self) -> None:
         argv = [
             str(binary(self.tree)),
-            "--bind", HOST, "--port", str(self.port), "--dir", str(self._dir),
+            "--bind", HOST, *self._listen(), "--dir", str(self._dir),
             # Saved on SIGTERM (a save point is configured), so a restart keeps the data.
             "--save", "3600 1", "--appendonly", "no", "--daemonize", "no",
         ]  # fmt: skip
@@ -186,6 +219,15 @@ class RedisServer:
         env = {**os.environ, "LD_LIBRARY_PATH": library_path(self.tree)}
         self._child = childproc.Child("redis-server", argv, env)
         self._child.wait_ready(self._answers, START_TIMEOUT, "answering PING")
+
+    def _listen(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            "--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls.cert),
+            "--tls-key-file", str(self.tls.key), "--tls-ca-cert-file", str(self.tls.ca),
+            "--tls-auth-clients", "no",
+        ]  # fmt: skip
 
     def stop(self) -> None:
         """SIGTERM (Redis saves and exits), keeping the data dir for a later start()."""

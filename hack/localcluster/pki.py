@@ -147,6 +147,24 @@ def issue(files_: Files, pair: tuple[Path, Path], subject: str, extensions: list
     _leaf((files_.ca_key, files_.ca_cert), pair, subject, extensions)
 
 
+def authority(directory: Path, common_name: str) -> tuple[Path, Path]:
+    """A new CA's (key, cert) in `directory`: for test servers that speak TLS (a store)."""
+    pair = (directory / "ca.key", directory / "ca.crt")
+    _ca(*pair, common_name)
+    return pair
+
+
+def serving(
+    ca: tuple[Path, Path], directory: Path, name: str, dns: list[str], ips: list[str]
+) -> tuple[Path, Path]:
+    """A (key, cert) signed by `ca` (key, cert) for a server known by `dns` names and `ips`."""
+    pair = (directory / f"{name}.key", directory / f"{name}.crt")
+    names = ",".join([*(f"DNS:{d}" for d in dns), *(f"IP:{i}" for i in ips)])
+    extensions = ["extendedKeyUsage = serverAuth", f"subjectAltName = {names}"]
+    _leaf(ca, pair, f"/CN={name}", extensions)
+    return pair
+
+
 def _ca(key: Path, cert: Path, common_name: str) -> None:
     _ec_key(key)
     cnf = _config(

@@ -96,10 +96,12 @@ class AuthConfig(Model):
 
 
 class StateStoreConfig(Model):
-    """The shared store: its URL, the env var holding its password, what to do without it."""
+    """The shared store: its URL, the env vars holding its password and (for rediss://) the
+    PEM CA its certificate is verified against, what to do without it."""
 
     url: StoreUrl
     password_env: str | None = Field(default=None, pattern=ENV_NAME)
+    ca_env: str | None = Field(default=None, pattern=ENV_NAME)
     failure_policy: FailurePolicy = "FailClosed"
 
 

@@ -25,6 +25,10 @@ MSG_STORE_URL = (
     "must be redis://HOST[:PORT][/DB] or rediss://HOST[:PORT][/DB] (TLS); put the password in"
     " passwordSecretRef, never in the URL"
 )
+MSG_CA_NEEDS_TLS = (
+    "spec.stateStore.caSecretRef needs a rediss:// url: the CA verifies the store's TLS"
+    " certificate, and redis:// does not use TLS"
+)
 MSG_BUDGET_EMPTY = (
     "spec.budget must set at least one of tokensPerDay, tokensPerMonth, costPerDay, costPerMonth"
 )
@@ -47,6 +51,17 @@ def nano_usd(amount: str) -> int:
 class StateStoreSpec(Model):
     """A Redis-protocol store (Redis or Valkey) that every replica of the Agent shares."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.caSecretRef) || self.url.startsWith('rediss://')",
+                    "message": MSG_CA_NEEDS_TLS,
+                }
+            ]
+        }
+    )
+
     url: StoreUrl = Field(
         description="redis://HOST:PORT/DB, or rediss:// for TLS, e.g."
         " redis://valkey.corral-system.svc:6379/0. No password in the URL."
@@ -63,6 +78,19 @@ class StateStoreSpec(Model):
         " to chat requests; FailOpen serves them under per-replica limits and no budget,"
         " with a metric and a log line saying so.",
     )
+    ca_secret_ref: SecretKeySelector | None = Field(
+        default=None,
+        alias="caSecretRef",
+        description="Secret key holding the PEM CA certificate(s) that signed a rediss://"
+        " store's certificate (e.g. cert-manager's ca.crt); without it, the image's trust"
+        " store. Reaches pods only as an env var.",
+    )
+
+    @model_validator(mode="after")
+    def _ca_needs_tls(self) -> StateStoreSpec:
+        if self.ca_secret_ref is not None and not self.url.startswith("rediss://"):
+            raise ValueError(MSG_CA_NEEDS_TLS)
+        return self
 
 
 class BudgetSpec(Model):

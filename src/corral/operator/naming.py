@@ -80,6 +80,9 @@ def labels(agent: str) -> dict[str, str]:
 STATE_STORE_PASSWORD_ENV: Final = "CORRAL_STATE_STORE_PASSWORD"
 """Env var holding spec.stateStore's password (from its Secret by secretKeyRef)."""
 
+STATE_STORE_CA_ENV: Final = "CORRAL_STATE_STORE_CA"
+"""Env var holding spec.stateStore's PEM CA for rediss:// (from its Secret by secretKeyRef)."""
+
 
 def model_key_env(index: int) -> str:
     """Env var holding the API key of spec.model (0) or spec.fallbacks[index - 1]."""

@@ -222,8 +222,9 @@ def _agent_secrets(spec: AgentSpec) -> list[SecretKeySelector]:
     selectors = [m.api_key_secret_ref for m in models if m.api_key_secret_ref is not None]
     if spec.auth is not None:
         selectors.append(spec.auth.api_keys_secret_ref)
-    if spec.state_store is not None and spec.state_store.password_secret_ref is not None:
-        selectors.append(spec.state_store.password_secret_ref)
+    if spec.state_store is not None:
+        store = spec.state_store
+        selectors += [ref for ref in (store.password_secret_ref, store.ca_secret_ref) if ref]
     return selectors
 
 

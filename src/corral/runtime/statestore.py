@@ -32,6 +32,15 @@ HISTORY = "history"
 REMEMBER = "remember"
 
 
+def _tls(config: StateStoreConfig, env: Mapping[str, str]) -> dict[str, Any]:
+    """For rediss://: the server's certificate verified, chain and host name, against the
+    Agent's CA (`ca_env`) or else the default trust store (the image's, or SSL_CERT_FILE)."""
+    if not config.url.startswith("rediss://"):
+        return {}
+    ca = env.get(config.ca_env) if config.ca_env else None
+    return {"ssl_cert_reqs": "required", "ssl_check_hostname": True, "ssl_ca_data": ca or None}
+
+
 class Unavailable(Exception):
     """The store did not answer (or answered with an error); `operation` says for what."""
 
@@ -58,6 +67,7 @@ class Store:
         self._client = redis.asyncio.Redis.from_url(
             config.url,
             password=password or None,
+            **_tls(config, env),
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),

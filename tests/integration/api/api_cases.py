@@ -191,6 +191,11 @@ CASES = [
         stateStore={"url": "redis://valkey:6379/0", "failurePolicy": "FailSometimes"},
     ),
     agent(
+        "agent-state-store-ca-without-tls",
+        "spec.stateStore",
+        stateStore={"url": "redis://valkey:6379/0", "caSecretRef": {"name": "r", "key": "ca.crt"}},
+    ),
+    agent(
         "agent-empty-budget",
         "spec.budget",
         stateStore={"url": "redis://valkey:6379/0"},

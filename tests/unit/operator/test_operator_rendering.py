@@ -126,6 +126,26 @@ async def test_the_state_store_password_reaches_the_pod_only_through_a_secret_ke
 
 
 @pytest.mark.anyio
+async def test_the_state_store_ca_reaches_the_pod_through_a_secret_key_ref() -> None:
+    reader = FakeReader(secrets={("redis-tls", "ca.crt"): "Q0E=", ("redis-tls", "pw"): "cHc="})
+    body = agent(
+        stateStore={
+            "url": "rediss://valkey.corral-system.svc:6380/0",
+            "passwordSecretRef": {"name": "redis-tls", "key": "pw"},
+            "caSecretRef": {"name": "redis-tls", "key": "ca.crt"},
+        }
+    )
+    rendered = await render(body, reader)
+    config = RuntimeConfig.from_json(rendered.configmap["data"]["runtime.json"])
+    assert config.state_store is not None
+    assert config.state_store.ca_env == "CORRAL_STATE_STORE_CA"
+    env = {e["name"]: e for e in container(rendered)["env"]}
+    assert env["CORRAL_STATE_STORE_CA"]["valueFrom"] == {
+        "secretKeyRef": {"name": "redis-tls", "key": "ca.crt"}
+    }
+
+
+@pytest.mark.anyio
 async def test_an_agent_tool_calls_the_target_agents_service_endpoint() -> None:
     reader = FakeReader(
         tools={"ask": agent_tool("ask", "billing")}, agents={"billing": agent("billing")}

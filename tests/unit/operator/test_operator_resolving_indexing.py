@@ -66,6 +66,17 @@ async def test_every_missing_reference_is_reported_at_once() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_missing_state_store_ca_secret_is_a_missing_reference() -> None:
+    store = {"url": "rediss://valkey:6380/0", "caSecretRef": {"name": "redis-ca", "key": "ca.crt"}}
+    body = agent(stateStore=store)
+    with pytest.raises(errors.MissingReference, match=r"Secret 'redis-ca' \(key 'ca\.crt'\)"):
+        await resolving.resolve(body, FakeReader())
+    resolved = await resolving.resolve(body, FakeReader(secrets={("redis-ca", "ca.crt"): "Q0E="}))
+    assert set(resolved.secret_digests) == {("redis-ca", "ca.crt")}
+    assert indexing.agent_references(body) == {("Secret", "shop", "redis-ca"): "support"}
+
+
+@pytest.mark.anyio
 async def test_a_missing_state_store_password_secret_is_a_missing_reference() -> None:
     store = {
         "url": "redis://valkey:6379/0",

@@ -64,9 +64,15 @@ def render(resolved: Resolved, drain_seconds: float) -> tuple[RuntimeConfig, lis
         if password is not None:
             password_env = naming.STATE_STORE_PASSWORD_ENV
             envs.append(SecretEnv(password_env, password.name, password.key))
+        ca_env = None
+        ca = spec.state_store.ca_secret_ref
+        if ca is not None:
+            ca_env = naming.STATE_STORE_CA_ENV
+            envs.append(SecretEnv(ca_env, ca.name, ca.key))
         store = StateStoreConfig(
             url=spec.state_store.url,
             password_env=password_env,
+            ca_env=ca_env,
             failure_policy=spec.state_store.failure_policy,
         )
     persona = resolved.persona
