@@ -5,6 +5,7 @@ passes (the kubelet's own probe metrics say so)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from pods_e2e import Release, condition, get
@@ -36,7 +37,16 @@ def test_helm_runs_the_operator_as_a_pod_with_the_charts_service_account_and_liv
     cluster: handles.Cluster, release: Release, image: images.Image
 ) -> None:
     selector = f"app.kubernetes.io/instance={release.name},app.kubernetes.io/component=operator"
-    (pod,) = get(cluster, release.namespace, "pods", "-l", selector)["items"]
+    pods = get(cluster, release.namespace, "pods", "-l", selector)["items"]
+    # The chart runs two replicas under one Lease (--peering): both are pods on the real node.
+    assert len(pods) == 2, [p["metadata"]["name"] for p in pods]
+    for pod in pods:
+        check_operator_pod(cluster, release, image, pod)
+
+
+def check_operator_pod(
+    cluster: handles.Cluster, release: Release, image: images.Image, pod: dict[str, Any]
+) -> None:
     name = pod["metadata"]["name"]
     assert pod["spec"]["nodeName"] == nodeconfigs.NAME
     assert pod["spec"]["serviceAccountName"] == release.name

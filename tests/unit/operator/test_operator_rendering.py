@@ -136,7 +136,7 @@ async def test_the_state_store_ca_reaches_the_pod_through_a_secret_key_ref() -> 
         }
     )
     rendered = await render(body, reader)
-    config = RuntimeConfig.from_json(rendered.configmap["data"]["runtime.json"])
+    config = RuntimeConfig.from_json(rendered.by_kind["ConfigMap"]["data"]["runtime.json"])
     assert config.state_store is not None
     assert config.state_store.ca_env == "CORRAL_STATE_STORE_CA"
     env = {e["name"]: e for e in container(rendered)["env"]}
