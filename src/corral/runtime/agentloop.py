@@ -4,7 +4,9 @@ One `AgentLoop` per app. `complete` returns the whole answer; `stream` yields th
 content as it arrives and ends with one `Delta` carrying the finish reason and the usage of
 every model call of the request. Tool calls never reach the client: they run on the server
 (in parallel when the model asks for several at once) and the model gets another turn, at most
-`max_iterations` turns per request, after which `ToolIterationsExceeded` says so. Every turn
+`max_iterations` turns per request, after which `ToolIterationsExceeded` says so. A stream
+asked to `report` its activity also yields, after each tool turn, a `Delta` naming the tools it
+ran (never their results), and names the model that answered on its last `Delta`. Every turn
 after the first passes the request's `gate` first (admission reserves it there), and the
 meter keeps each turn's usage and cost. Knows nothing
 about HTTP; called by the serving layer. I/O only through the provider and the tool runner.
@@ -128,6 +130,7 @@ class AgentLoop:
         chain: callchain.Chain,
         trace_parent: Any = None,
         gate: Gate | None = None,
+        report: bool = False,
     ) -> AsyncIterator[base.Delta]:
         conversation = list(messages)
         for turn in range(self._max_iterations):
@@ -137,6 +140,7 @@ class AgentLoop:
             parts: list[str] = []
             finish: base.FinishReason = "stop"
             usage: base.Usage | None = None
+            model = self._provider.model
             params = self._params(conversation, sampling, trace_parent)
             finished = False
             try:
@@ -150,6 +154,8 @@ class AgentLoop:
                         finish = delta.finish_reason
                     if delta.usage is not None:
                         usage = delta.usage
+                    if delta.model is not None:
+                        model = delta.model
                 finished = True
             finally:
                 if not finished and (parts or calls):
@@ -163,9 +169,11 @@ class AgentLoop:
             meter.add(usage, self._price(usage))
             self._on_usage(usage)
             if not made:
-                yield base.Delta(finish_reason=finish, usage=meter.usage)
+                yield base.Delta(finish_reason=finish, usage=meter.usage, model=model)
                 return
-            await self._run_tools(conversation, content, made, turn, chain, trace_parent)
+            results = await self._run_tools(conversation, content, made, turn, chain, trace_parent)
+            if report:
+                yield base.Delta(model=model, tool_runs=_runs(made, results))
         raise AssertionError("unreachable: the last turn either answers or raises")
 
     def _params(
@@ -189,7 +197,7 @@ class AgentLoop:
         turn: int,
         chain: callchain.Chain,
         trace_parent: Any,
-    ) -> None:
+    ) -> Sequence[tooling.ToolResult]:
         if turn + 1 >= self._max_iterations:
             raise errors.ToolIterationsExceeded(
                 f"the model was still calling tools after {self._max_iterations} turns"
@@ -209,8 +217,20 @@ class AgentLoop:
                 ],
             }
         )
-        for result in await self._tools.run(calls, chain, trace_parent):
+        results = await self._tools.run(calls, chain, trace_parent)
+        for result in results:
             conversation.append(result.message())
+        return results
+
+
+def _runs(
+    calls: Sequence[base.ToolCall], results: Sequence[tooling.ToolResult]
+) -> tuple[base.ToolRun, ...]:
+    outcomes = {result.call_id: result.outcome for result in results}
+    return tuple(
+        base.ToolRun(call.id, call.name, call.arguments, outcomes.get(call.id, "error"))
+        for call in calls
+    )
 
 
 class _CallBuilder:

@@ -20,6 +20,9 @@ from corral.runtime import errors
 from corral.runtime.providers import base
 
 MAX_STOP = 4
+# A request header: with a true value, a stream also reports the agent's activity (see
+# `ChunkEncoder.activity`). Ordinary OpenAI clients never send it and never see the chunks.
+ACTIVITY_HEADER = "x-corral-activity"
 
 
 class Wire(BaseModel):
@@ -294,6 +297,11 @@ class ChunkEncoder:
         """The extra last chunk of `stream_options.include_usage`: no choices, the usage."""
         return self._prefix + b'],"usage":' + pydantic_core.to_json(usage_dict(usage)) + b"}\n\n"
 
+    def activity(self, report: dict[str, Any]) -> bytes:
+        """A chunk with no choices and a `corral` object (asked for with ACTIVITY_HEADER):
+        `{"tool_calls": [...]}` after a tool turn, `{"model": ...}` before the finish."""
+        return self._prefix + b'],"corral":' + pydantic_core.to_json(report) + b"}\n\n"
+
     @staticmethod
     def error(envelope: dict[str, Any]) -> bytes:
         """An error after the headers went out; the openai SDK raises APIError on it."""
@@ -302,6 +310,21 @@ class ChunkEncoder:
     def _choice(self, delta: dict[str, Any], finish_reason: str | None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
         return self._prefix + pydantic_core.to_json(choice) + b"]}\n\n"
+
+
+def tool_activity(runs: Sequence[base.ToolRun]) -> dict[str, Any]:
+    """The `corral` object of the chunk reporting one turn's server-side tool calls."""
+    return {
+        "tool_calls": [
+            {"id": r.id, "name": r.name, "arguments": r.arguments, "outcome": r.outcome}
+            for r in runs
+        ]
+    }
+
+
+def wants_activity(header: str | None) -> bool:
+    """Whether ACTIVITY_HEADER asks for the activity chunks."""
+    return header is not None and header.strip().lower() in ("1", "true", "yes")
 
 
 def model_object(agent: str, created: int) -> dict[str, Any]:

@@ -91,6 +91,7 @@ async def chat_completions(request: Request, svc: Svc) -> Response:
         jsonlog.request_id.get() or "",
         request.headers.get(callchain.HEADER),
         tracing.extract(request.headers) if svc.chat.traced else None,
+        protocol.wants_activity(request.headers.get(protocol.ACTIVITY_HEADER)),
     )
     # A whole answer is worthless once its client has gone: stop its model calls and tools.
     # A stream notices on its own (its next write fails).

@@ -9,7 +9,9 @@ awaited before any byte is sent, so a request that fails before its first token 
 proper HTTP error status; an error after that ends the stream with an error event the `openai`
 SDK raises as APIError. The whole request runs under the Agent's `requestTimeoutSeconds`
 deadline (a 504 before the first byte, an error event after it), and a stream still running when
-the drain gives up ends with an error event rather than a cut connection. Called by the routes;
+the drain gives up ends with an error event rather than a cut connection. A stream whose client
+asked for the agent's activity (`x-corral-activity`) also carries choice-less chunks with a
+`corral` object: the tools each turn ran and the upstream model that answered. Called by the routes;
 I/O only through the agent loop.
 """
 
@@ -107,6 +109,7 @@ class ChatServing:
         request_id: str,
         call_chain: str | None = None,
         trace_parent: tracing.Context | None = None,
+        activity: bool = False,
     ) -> Whole | Streamed:
         """The answer; the request's `invoke_agent` span (child of `trace_parent`, the caller's
         W3C context) ends here for a whole answer, with the stream's last byte otherwise."""
@@ -123,7 +126,7 @@ class ChatServing:
             span.set_attribute("corral.stream", request.stream)
         try:
             result = await self._handle(
-                request, principal, session_id, request_id, call_chain, span
+                request, principal, session_id, request_id, call_chain, span, activity
             )
         except BaseException as err:
             tracing.failed(span, err)
@@ -141,6 +144,7 @@ class ChatServing:
         request_id: str,
         call_chain: str | None,
         span: trace.Span,
+        activity: bool,
     ) -> Whole | Streamed:
         started = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + self._timeout
@@ -196,7 +200,9 @@ class ChatServing:
                 usage=answer.usage,
             )
             return Whole(body, ticket.headers)
-        deltas = self._loop.stream(messages, sampling, meter, chain, parent, turn.gate)
+        deltas = self._loop.stream(
+            messages, sampling, meter, chain, parent, turn.gate, report=activity
+        )
         try:
             async with self._deadline(deadline):
                 first = await anext(deltas)
@@ -215,6 +221,7 @@ class ChatServing:
             deadline,
             span,
             include_usage=request.include_usage,
+            activity=activity,
         )
         return Streamed(chunks, ticket.headers)
 
@@ -249,6 +256,7 @@ class ChatServing:
         span: trace.Span,
         *,
         include_usage: bool,
+        activity: bool = False,
     ) -> AsyncIterator[bytes]:
         parts: list[str] = []
         timed = False
@@ -256,6 +264,8 @@ class ChatServing:
             yield encoder.role()
             delta: base.Delta | None = first
             while delta is not None:
+                if activity and delta.tool_runs:
+                    yield encoder.activity(protocol.tool_activity(delta.tool_runs))
                 if delta.content:
                     if not timed:
                         self._on_first_token(time.perf_counter() - started)
@@ -263,6 +273,8 @@ class ChatServing:
                     parts.append(delta.content)
                     yield encoder.content(delta.content)
                 if delta.finish_reason is not None:
+                    if activity and delta.model is not None:
+                        yield encoder.activity({"model": delta.model})
                     yield encoder.finish(delta.finish_reason)
                     if include_usage:
                         yield encoder.usage(delta.usage or turn.meter.usage)

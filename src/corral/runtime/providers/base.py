@@ -80,14 +80,30 @@ class ToolCallDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolRun:
+    """A tool call the agent loop ran on the server, as told to a client that asked for the
+    activity (the arguments the model produced and the outcome label, never the result)."""
+
+    id: str
+    name: str
+    arguments: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
 class Delta:
     """One streamed piece of an answer. The last piece carries `finish_reason`; `usage`
-    arrives on the last piece or on a piece of its own after it."""
+    arrives on the last piece or on a piece of its own after it. `model` names the upstream
+    model that produced the answer (set by the failover chain on a stream's first piece and by
+    the agent loop on its last); `tool_runs` are the tools one loop turn ran (agent loop only,
+    when the request asked for its activity)."""
 
     content: str | None = None
     tool_calls: list[ToolCallDelta] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    model: str | None = None
+    tool_runs: tuple[ToolRun, ...] = ()
 
 
 class Provider(Protocol):

@@ -12,6 +12,7 @@ through the `Observer` callbacks, which the serving layer wires to Prometheus.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -153,7 +154,8 @@ class FailoverChain:
             outcome: Outcome = "cancelled"
             try:
                 if opened.first is not None:
-                    yield opened.first
+                    # Name the model that answers on the first piece (the agent loop reports it).
+                    yield dataclasses.replace(opened.first, model=slot.provider.model)
                 async for delta in opened.iterator:
                     yield delta
                 outcome = "ok"

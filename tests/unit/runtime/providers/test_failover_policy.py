@@ -206,7 +206,7 @@ async def test_a_stream_fails_over_before_its_first_delta() -> None:
     primary = Memory("p", [[unavailable()]])
     h = Harness(primary, Memory("f"), attempts=1)
     deltas = [d async for d in h.chain.stream(PARAMS)]
-    assert deltas == [base.Delta(content="f")]
+    assert deltas == [base.Delta(content="f", model="f")]  # the first piece names its model
     assert primary.closed_streams == 1
     assert h.observer.failovers == [("p", "f", "unavailable")]
 
@@ -216,7 +216,7 @@ async def test_a_stream_error_after_the_first_delta_propagates_without_failover(
     fallback = Memory("f")
     h = Harness(primary, fallback)
     stream = h.chain.stream(PARAMS)
-    assert await anext(stream) == base.Delta(content="par")
+    assert await anext(stream) == base.Delta(content="par", model="p")
     with pytest.raises(base.ProviderUnavailable):
         await anext(stream)
     assert (primary.calls, fallback.calls) == (1, 0)
@@ -227,7 +227,7 @@ async def test_a_consumer_leaving_a_stream_early_closes_the_upstream_stream() ->
     primary = Memory("p", [[base.Delta(content="a"), base.Delta(content="b")]])
     h = Harness(primary)
     stream = h.chain.stream(PARAMS)
-    assert await anext(stream) == base.Delta(content="a")
+    assert await anext(stream) == base.Delta(content="a", model="p")
     await stream.aclose()  # type: ignore[attr-defined]
     assert primary.closed_streams == 1
     assert h.observer.attempts == [("p", "cancelled")]
