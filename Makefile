@@ -45,6 +45,10 @@ model-server: venv ## install llama-cpp-python + Gemma 3 270M into ~/.cache/corr
 redis: venv ## unpack Debian's redis-server into ~/.cache/corral (once): the tests' shared state store
 	$(PY) hack/redisserver.py install
 
+.PHONY: browser
+browser: venv ## install Debian's Chromium (apt-get, once): the console's browser tests drive it headless
+	$(PY) hack/browser.py install
+
 .PHONY: cluster-up
 cluster-up: venv ## start the local control plane, kwok and the real node (containerd, kubelet, kube-proxy, CoreDNS)
 	$(PY) hack/cluster.py up
@@ -86,7 +90,7 @@ manifests: crds ## regenerate deploy/ (plain manifests) from the Helm chart
 	$(PY) hack/deploymanifests.py --write
 
 .PHONY: test
-test: venv binaries model-server redis ## every test, including those against the real API server
+test: venv binaries model-server redis browser ## every test, including those against the real API server
 	UV=$(UV) $(VENV)/bin/pytest
 
 .PHONY: rehearse-fresh

@@ -1,4 +1,4 @@
-"""The `corral` command: `operator`, `runtime`, `render` and `crds`.
+"""The `corral` command: `operator`, `runtime`, `render`, `crds` and `console`.
 
 Parses arguments only; each command's work lives in its own half, imported lazily so that
 `corral runtime` never loads Kopf and `corral operator` never loads FastAPI.
@@ -18,6 +18,7 @@ examples:
   corral runtime --config /etc/corral/runtime.json --port 8080
   corral render -f examples/                  print what the operator would apply
   corral crds > crds.yaml                     print the CRDs generated from the models
+  corral console                              the web console on http://127.0.0.1:8090/
 """
 
 
@@ -98,7 +99,34 @@ def _parser() -> argparse.ArgumentParser:
     crds.add_argument(
         "--output-dir", type=Path, default=None, help="write one file per CRD into this directory"
     )
+    _console_parser(commands)
     return parser
+
+
+def _console_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    console = commands.add_parser(
+        "console",
+        help="the web console: registry, Agent status, forms (with your kubeconfig)",
+        description="Serve the web console with your own credentials (kubeconfig as kubectl"
+        " finds it, or the pod's ServiceAccount in the cluster). It stores nothing."
+        " Example: corral console --port 8090",
+    )
+    console.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    console.add_argument("--port", type=int, default=8090, help="port to bind (8090)")
+    console.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig file")
+    console.add_argument("--context", default=None, help="kubeconfig context to use")
+    console.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="namespace to show when you may not list all namespaces (repeatable;"
+        " default: the context's namespace)",
+    )
+    console.add_argument(
+        "--read-only", action="store_true", help="hide the forms that create and edit objects"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,6 +149,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from corral.operator import offline
 
         return offline.run(paths=args.filename, image=args.image, out=sys.stdout, err=sys.stderr)
+    if args.command == "console":
+        from corral.console import main as console_main
+        from corral.console import settings as console_settings
+
+        return console_main.run(
+            console_settings.Settings(
+                host=args.host,
+                port=args.port,
+                kubeconfig=args.kubeconfig,
+                context=args.context,
+                namespaces=tuple(args.namespace),
+                read_only=args.read_only,
+            )
+        )
     from corral.api import crds as crd_gen
 
     return crd_gen.run(output_dir=args.output_dir, out=sys.stdout)
