@@ -1,4 +1,4 @@
-"""The `corral` command: `operator`, `runtime`, `render`, `crds` and `console`.
+"""The `corral` command: `operator`, `runtime`, `render`, `crds`, `console` and `chat`.
 
 Parses arguments only; each command's work lives in its own half, imported lazily so that
 `corral runtime` never loads Kopf and `corral operator` never loads FastAPI.
@@ -19,6 +19,7 @@ examples:
   corral render -f examples/                  print what the operator would apply
   corral crds > crds.yaml                     print the CRDs generated from the models
   corral console                              the web console on http://127.0.0.1:8090/
+  corral chat support -n shop                 chat with the Agent shop/support in the terminal
 """
 
 
@@ -100,7 +101,26 @@ def _parser() -> argparse.ArgumentParser:
         "--output-dir", type=Path, default=None, help="write one file per CRD into this directory"
     )
     _console_parser(commands)
+    _chat_parser(commands)
     return parser
+
+
+def _chat_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    chat = commands.add_parser(
+        "chat",
+        help="chat with an Agent in the terminal, through the API server (your kubeconfig)",
+        description="Chat with an Agent through the API server's service proxy, streamed. One"
+        " question with -m or piped stdin, a conversation when stdin is a terminal. The answer"
+        " goes to stdout; tool calls, the model that answered and token usage to stderr."
+        " Needs 'create' on services/proxy. Example: corral chat support -n shop -m 'Hi'",
+    )
+    chat.add_argument("agent", metavar="AGENT", help="the Agent's name")
+    chat.add_argument(
+        "-n", "--namespace", default=None, help="the Agent's namespace (default: the context's)"
+    )
+    chat.add_argument("-m", "--message", default=None, help="ask this one question and exit")
+    chat.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig file")
+    chat.add_argument("--context", default=None, help="kubeconfig context to use")
 
 
 def _console_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -149,6 +169,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from corral.operator import offline
 
         return offline.run(paths=args.filename, image=args.image, out=sys.stdout, err=sys.stderr)
+    if args.command == "chat":
+        from corral.console import chatterm
+
+        return chatterm.run(
+            chatterm.Options(
+                agent=args.agent,
+                namespace=args.namespace,
+                message=args.message,
+                kubeconfig=args.kubeconfig,
+                context=args.context,
+            )
+        )
     if args.command == "console":
         from corral.console import main as console_main
         from corral.console import settings as console_settings
