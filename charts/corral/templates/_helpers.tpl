@@ -76,3 +76,42 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- $env | toJson -}}
 {{- end -}}
+
+{{- define "corral.consoleName" -}}
+{{- printf "%s-console" (include "corral.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "corral.consoleLabels" -}}
+{{ include "corral.labels" . | replace "app.kubernetes.io/component: operator" "app.kubernetes.io/component: console" }}
+{{- end -}}
+
+{{- define "corral.consoleSelectorLabels" -}}
+app.kubernetes.io/name: corral
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: console
+{{- end -}}
+
+{{/* The console's rules: read-only by default; `console.rbac: edit` adds the forms' writes,
+     the test chat (services/proxy) and the metrics snapshot (pods/proxy). */}}
+{{- define "corral.consoleRules" -}}
+- apiGroups: [corral.dev]
+  resources: [agents, personas, tools, mcpservers]
+  verbs: [get, list, watch{{ if eq .Values.console.rbac "edit" }}, create, patch{{ end }}]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [get, list, watch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods, services]
+  verbs: [get, list, watch]
+{{- if eq .Values.console.rbac "edit" }}
+- apiGroups: [""]
+  resources: [services/proxy]
+  verbs: [get, create]
+- apiGroups: [""]
+  resources: [pods/proxy]
+  verbs: [get]
+{{- end }}
+{{- end -}}

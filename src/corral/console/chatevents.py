@@ -146,19 +146,7 @@ def target_of(agent: Mapping[str, Any], service: Mapping[str, Any]) -> Target:
     ports = (service.get("spec") or {}).get("ports") or []
     named = [p for p in ports if p.get("name") == PORT_NAME] or ports
     port = str(named[0].get("name") or named[0].get("port")) if named else str(groups.RUNTIME_PORT)
-    ready = next(
-        (
-            c
-            for c in (agent.get("status") or {}).get("conditions") or []
-            if c.get("type") == "Ready"
-        ),
-        None,
-    )
-    if ready is None:
-        is_ready, reason = False, "the operator has not reported Ready yet"
-    else:
-        is_ready = ready.get("status") == "True"
-        reason = ": ".join(str(p) for p in (ready.get("reason"), ready.get("message")) if p)
+    is_ready, reason = readiness(agent)
     memory = bool(((agent.get("spec") or {}).get("memory") or {}).get("enabled"))
     return Target(
         namespace=str(meta["namespace"]),
@@ -169,6 +157,22 @@ def target_of(agent: Mapping[str, Any], service: Mapping[str, Any]) -> Target:
         reason=reason,
         memory=memory,
     )
+
+
+def readiness(agent: Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether the Agent is Ready, and its Ready condition's reason and message."""
+    ready = next(
+        (
+            c
+            for c in (agent.get("status") or {}).get("conditions") or []
+            if c.get("type") == "Ready"
+        ),
+        None,
+    )
+    if ready is None:
+        return False, "the operator has not reported Ready yet"
+    reason = ": ".join(str(p) for p in (ready.get("reason"), ready.get("message")) if p)
+    return ready.get("status") == "True", reason
 
 
 # -- failures --------------------------------------------------------------------------------
@@ -185,6 +189,14 @@ class ChatError(Exception):
         self.kind: Kind = kind
         self.message = message
         self.status = status
+
+
+def not_ready(namespace: str, agent: str, reason: str) -> ChatError:
+    return ChatError(
+        "not_ready",
+        f"agent {namespace}/{agent} is not Ready ({reason});"
+        f" `kubectl describe agent {agent} -n {namespace}` says why",
+    )
 
 
 def http_error(status: int, body: Any, target: Target) -> ChatError:

@@ -48,11 +48,7 @@ async def _run(options: Options, stdin: TextIO, out: TextIO, err: TextIO) -> int
         namespace = options.namespace or client.namespace
         target = await chatting.find_target(client, namespace, options.agent)
         if not target.ready:
-            raise chatevents.ChatError(
-                "not_ready",
-                f"agent {namespace}/{options.agent} is not Ready ({target.reason});"
-                f" `kubectl describe agent {options.agent} -n {namespace}` says why",
-            )
+            raise chatevents.not_ready(namespace, options.agent, target.reason)
         chat = chatting.open_chat(client, target)
         try:
             if options.message is not None or not stdin.isatty():
@@ -86,27 +82,34 @@ async def _interactive(chat: chatting.Chat, stdin: TextIO, out: TextIO, err: Tex
             return 0
         if not line.strip():
             continue
-        out.write(f"{target.agent}> ")
         try:
-            await _answer(chat, line.strip(), out, err)
+            await _answer(chat, line.strip(), out, err, prefix=f"{target.agent}> ")
         except chatevents.ChatError as exc:
             # One failed question does not end the conversation; the next may succeed.
             print(f"\ncorral chat: {exc.message}", file=err)
 
 
-async def _answer(chat: chatting.Chat, text: str, out: TextIO, err: TextIO) -> None:
+async def _answer(
+    chat: chatting.Chat, text: str, out: TextIO, err: TextIO, prefix: str = ""
+) -> None:
+    """Stream one answer: `prefix` and the text on `out`, everything else on `err`."""
     if not text:
         raise chatevents.ChatError("rejected", "nothing to ask: the message is empty")
     answered: chatevents.Answered | None = None
     usage: chatevents.Usage | None = None
+    started = False
     async for event in chat.send(text):
         if isinstance(event, chatevents.Content):
+            if not started:
+                out.write(prefix)
+                started = True
             out.write(event.text)
             out.flush()
         elif isinstance(event, chatevents.ToolCalls):
+            out.write("\n" if started else "")
             out.flush()
             for call in event.calls:
-                print(f"\n[tool {call.name}({call.arguments}) -> {call.outcome}]", file=err)
+                print(f"[tool {call.name}({call.arguments}) -> {call.outcome}]", file=err)
         elif isinstance(event, chatevents.Answered):
             answered = event
         else:

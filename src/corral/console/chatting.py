@@ -45,9 +45,12 @@ async def find_target(client: kube.Kube, namespace: str, agent: str) -> Target:
             raise ChatError("forbidden", f"the API server refused: {err.message}", 403) from None
         raise ChatError("unreachable", err.message, err.status or None) from None
     if service is None:
+        ready, reason = chatevents.readiness(found)
+        if not ready:
+            raise chatevents.not_ready(namespace, agent, reason)
         raise ChatError(
             "not_ready",
-            f"agent {namespace}/{agent} has no Service {service_name} yet: is the operator"
+            f"agent {namespace}/{agent} has no Service {service_name}: is the operator"
             " running and watching this namespace?",
         )
     return chatevents.target_of(found, service)
@@ -56,11 +59,19 @@ async def find_target(client: kube.Kube, namespace: str, agent: str) -> Target:
 class Chat:
     """One conversation with one Agent (not shared between users or tasks)."""
 
-    def __init__(self, target: Target, client: openai.AsyncOpenAI) -> None:
+    def __init__(
+        self,
+        target: Target,
+        client: openai.AsyncOpenAI,
+        messages: list[ChatCompletionMessageParam] | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        """`messages` and `session_id` continue a conversation kept elsewhere (the browser);
+        a new one gets a session id of its own when the Agent keeps conversations."""
         self.target = target
         self._client = client
-        self.messages: list[ChatCompletionMessageParam] = []
-        self.session_id = uuid.uuid4().hex if target.memory else None
+        self.messages: list[ChatCompletionMessageParam] = list(messages or [])
+        self.session_id = (session_id or uuid.uuid4().hex) if target.memory else None
 
     async def send(self, text: str) -> AsyncIterator[chatevents.Event]:
         """Ask `text`; yield the answer's events. The turn joins the history only when the
@@ -98,7 +109,12 @@ class Chat:
         await self._client.close()
 
 
-def open_chat(client: kube.Kube, target: Target) -> Chat:
+def open_chat(
+    client: kube.Kube,
+    target: Target,
+    messages: list[ChatCompletionMessageParam] | None = None,
+    session_id: str | None = None,
+) -> Chat:
     """A Chat over the service proxy of `client`'s API server, with the user's credentials."""
     configuration = client.api.configuration
     sdk = openai.AsyncOpenAI(
@@ -107,7 +123,7 @@ def open_chat(client: kube.Kube, target: Target) -> Chat:
         http_client=proxying.http_client(configuration),
         max_retries=0,  # a refusal is shown at once; the runtime does its own failover
     )
-    return Chat(target, sdk)
+    return Chat(target, sdk, messages, session_id)
 
 
 def _body(response: httpx2.Response) -> Any:

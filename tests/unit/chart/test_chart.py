@@ -212,3 +212,80 @@ def test_values_schema_describes_every_default_value() -> None:
             node = props[key]
         else:
             assert "description" in node or node.get("type") == "object", ".".join(path)
+
+
+def _console(helm: Path, *args: str) -> dict[str, list[dict[str, Any]]]:
+    """The console's objects by kind (only those labelled as the console's)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for doc in documents(template(helm, "--set", "console.enabled=true", *args).stdout):
+        labels = doc["metadata"].get("labels") or {}
+        if labels.get("app.kubernetes.io/component") == "console":
+            found.setdefault(doc["kind"], []).append(doc)
+    return found
+
+
+def _verbs(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
+    return {
+        (group, resource): set(rule["verbs"])
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+
+
+def test_the_console_is_off_by_default(helm: Path) -> None:
+    docs = documents(template(helm).stdout)
+    assert not [d for d in docs if "console" in d["metadata"]["name"]]
+
+
+def test_the_in_cluster_console_is_read_only_by_default_and_behind_a_cluster_ip(
+    helm: Path,
+) -> None:
+    console = _console(helm)
+    (service,) = console["Service"]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8090, "targetPort": "http"}]
+    (deployment,) = console["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"][:3] == ["console", "--host=0.0.0.0", "--port=8090"]
+    assert pod["serviceAccountName"] == "corral-console"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    (role,) = console["ClusterRole"]
+    verbs = _verbs(role["rules"])
+    writes = {"create", "update", "patch", "delete", "deletecollection"}
+    assert all(not (v & writes) for v in verbs.values()), verbs
+    assert not [r for _, r in verbs if r.endswith("/proxy")], "no proxy when read-only"
+    for needed in [("corral.dev", "agents"), ("", "events"), ("apps", "deployments"), ("", "pods")]:
+        assert {"get", "list", "watch"} <= verbs[needed], needed
+    (binding,) = console["ClusterRoleBinding"]
+    assert binding["subjects"][0]["name"] == "corral-console"
+
+
+def test_console_rbac_edit_adds_the_writes_and_the_proxies_of_the_chat(helm: Path) -> None:
+    (role,) = _console(helm, "--set", "console.rbac=edit")["ClusterRole"]
+    verbs = _verbs(role["rules"])
+    assert {"create", "patch"} <= verbs[("corral.dev", "personas")]
+    assert {"create", "get"} <= verbs[("", "services/proxy")]
+    assert "get" in verbs[("", "pods/proxy")]
+    assert "delete" not in set().union(*verbs.values())
+
+
+def test_a_namespaced_console_gets_a_role_per_watched_namespace_and_shows_them(
+    helm: Path,
+) -> None:
+    console = _console(
+        helm, "--set", "watch.allNamespaces=false", "--set", "watch.namespaces={team-a,team-b}"
+    )
+    assert "ClusterRole" not in console
+    assert sorted(r["metadata"]["namespace"] for r in console["Role"]) == ["team-a", "team-b"]
+    (deployment,) = console["Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[-2:] == ["--namespace=team-a", "--namespace=team-b"]
+
+
+def test_a_bad_console_value_is_refused_naming_it(helm: Path) -> None:
+    result = template(helm, "--set", "console.rbac=admin", check=False)
+    assert result.returncode != 0
+    assert "/console/rbac" in result.stderr, result.stderr
