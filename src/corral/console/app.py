@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -42,7 +42,18 @@ def create_app(settings: settings_mod.Settings, connect: Connect = kube.connect)
         app.include_router(router)
     app.include_router(chatroutes.router)
     app.add_api_route("/healthz", healthz, include_in_schema=False)
+    app.add_exception_handler(kube.KubeError, api_error)
     return app
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    """A page saying what the API server answered (403 shows which permission is missing)."""
+    assert isinstance(exc, kube.KubeError)
+    status = exc.status if 400 <= exc.status < 500 else 502
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request, "error.html", {"status": exc.status, "message": exc.message}, status_code=status
+    )
 
 
 async def healthz() -> dict[str, str]:

@@ -89,9 +89,10 @@ class Kube:
         text = await self._text("PATCH", path, query, body=dict(manifest), content=APPLY_PATCH)
         return json.loads(text)  # type: ignore[no-any-return]
 
-    async def proxy_text(self, path: str) -> str:
-        """GET through the API server's proxy (`.../pods/NAME:PORT/proxy/metrics`): raw text."""
-        return await self._text("GET", path, None, accept="*/*")
+    async def proxy_text(self, path: str, seconds: float = 5.0) -> str:
+        """GET through the API server's proxy (`.../pods/NAME:PORT/proxy/metrics`): raw text.
+        A short timeout: a pod that does not answer must not hold up the page."""
+        return await self._text("GET", path, None, accept="*/*", seconds=seconds)
 
     async def watch(self, path: str, resource_version: str) -> AsyncIterator[dict[str, Any]]:
         """The watch events of `path` from `resource_version` until the server ends the watch.
@@ -128,8 +129,9 @@ class Kube:
         body: Any = None,
         content: str = "application/json",
         accept: str = "application/json",
+        seconds: float | None = None,
     ) -> str:
-        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+        timeout = aiohttp.ClientTimeout(total=seconds or self.request_timeout)
         response = await self._open(method, path, query, body, content, accept, timeout)
         try:
             return await response.text()

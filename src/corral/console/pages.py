@@ -4,4 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: tuple[APIRouter, ...] = ()
+from corral.console import agentroutes, authorroutes, registryroutes
+
+ROUTERS: tuple[APIRouter, ...] = (
+    registryroutes.router,
+    agentroutes.router,
+    authorroutes.router,
+)
