@@ -28,9 +28,10 @@ TOOL = "list-models"
 
 
 def scripted(request: RecordedRequest) -> scripts.Reply:
-    """Call the Tool first; answer (in several streamed chunks) once its result is back."""
+    """Call the Tool first; answer once its result is back, word by word with a pause between
+    words, so that a reader who buffered the answer would never show a part of it."""
     if any(m["role"] == "tool" for m in request.body["messages"]):
-        return scripts.text(ANSWER, usage=(42, 9))
+        return scripts.text(ANSWER, usage=(42, 9), chunk_delay=0.2)
     return scripts.tool_calls(scripts.call(TOOL, {}))
 
 

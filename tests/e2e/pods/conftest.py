@@ -5,7 +5,8 @@ node. `pods_namespace`: one namespace whose pods go to the real node (its annota
 node's toleration and selector). `release`: the Helm chart installed with that image, the
 operator running as a pod on the real node and watching `pods_namespace` only (other tests run
 operators of their own elsewhere). `llama` and `fake_model`: model servers on this host's
-loopback, with the address pods reach them at (the node forwards the port).
+loopback, with the address pods reach them at (the node forwards the port). `tooled` and
+`talker`: Agents for the chat tests, one whose scripted model calls a Tool, one on llama.cpp.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pods_e2e import PodModel, Release
+from chatting_e2e import scripted, tool_agent
+from pods_e2e import PodModel, Release, agent, apply, wait_ready
 
 import llamaserver
 from fakes.openai_server import FakeOpenAI
@@ -89,3 +91,28 @@ def fake_model(cluster: handles.Cluster) -> Iterator[tuple[FakeOpenAI, PodModel]
     with FakeOpenAI() as fake:
         address = node.expose_host_port(cluster.config, fake.port)
         yield fake, PodModel(f"http://{address}/v1")
+
+
+@pytest.fixture(scope="session")
+def scripted_model(cluster: handles.Cluster) -> Iterator[tuple[FakeOpenAI, PodModel]]:
+    with FakeOpenAI() as fake:
+        fake.default = scripted
+        address = node.expose_host_port(cluster.config, fake.port)
+        yield fake, PodModel(f"http://{address}/v1")
+
+
+@pytest.fixture(scope="session")
+def tooled(
+    cluster: handles.Cluster, release: Release, scripted_model: tuple[FakeOpenAI, PodModel]
+) -> str:
+    """An Agent whose scripted model calls an HTTP Tool, then answers."""
+    apply(cluster, release.watched, *tool_agent("tooled", scripted_model[1]))
+    wait_ready(cluster, release.watched, "tooled")
+    return "tooled"
+
+
+@pytest.fixture(scope="session")
+def talker(cluster: handles.Cluster, release: Release, llama: PodModel) -> str:
+    apply(cluster, release.watched, agent("talker", llama.base_url))
+    wait_ready(cluster, release.watched, "talker")
+    return "talker"

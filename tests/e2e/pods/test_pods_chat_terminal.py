@@ -7,45 +7,19 @@ non-zero exit. The `corral` command runs as a real process, as a person runs it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chatting_e2e import ANSWER, TOOL, Terminal, corral, limited_kubeconfig, scripted, tool_agent
-from pods_e2e import PodModel, Release, agent, apply, get, wait_ready
+from chatting_e2e import ANSWER, TOOL, Terminal, corral, limited_kubeconfig
+from pods_e2e import PodModel, Release, agent, apply, get
 
 from corral.console import chatevents, chatting, kube, settings
 from fakes.openai_server import FakeOpenAI
-from localcluster import handles, node, probes
+from localcluster import handles, probes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 READ_AGENTS = {"apiGroups": ["corral.dev"], "resources": ["agents"], "verbs": ["get"]}
 READ_SERVICES = {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]}
-
-
-@pytest.fixture(scope="module")
-def scripted_model(cluster: handles.Cluster) -> Iterator[tuple[FakeOpenAI, PodModel]]:
-    with FakeOpenAI() as fake:
-        fake.default = scripted
-        address = node.expose_host_port(cluster.config, fake.port)
-        yield fake, PodModel(f"http://{address}/v1")
-
-
-@pytest.fixture(scope="module")
-def tooled(
-    cluster: handles.Cluster, release: Release, scripted_model: tuple[FakeOpenAI, PodModel]
-) -> str:
-    """An Agent whose scripted model calls an HTTP Tool, then answers."""
-    apply(cluster, release.watched, *tool_agent("tooled", scripted_model[1]))
-    wait_ready(cluster, release.watched, "tooled")
-    return "tooled"
-
-
-@pytest.fixture(scope="module")
-def talker(cluster: handles.Cluster, release: Release, llama: PodModel) -> str:
-    apply(cluster, release.watched, agent("talker", llama.base_url))
-    wait_ready(cluster, release.watched, "talker")
-    return "talker"
 
 
 def test_corral_chat_answers_from_llama_in_one_shot(
