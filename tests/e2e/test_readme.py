@@ -50,8 +50,11 @@ RUN_ELSEWHERE = {
     "test_pods_chat_terminal.py runs `corral chat -m` against an Agent's real pods",
     'echo "Where is order 1042?" | corral chat support -n shop': "tests/e2e/pods/"
     "test_pods_chat_terminal.py pipes a question into `corral chat` against real pods",
-    "helm upgrade corral charts/corral -n corral-system --reuse-values --set console.enabled=true": "tests/e2e/pods/test_pods_console_chart.py upgrades its release the same way (the console"
-    " needs the real node's pods)",
+    (
+        "helm upgrade corral charts/corral -n corral-system --reuse-values"
+        " --set console.enabled=true"
+    ): "tests/e2e/pods/test_pods_console_chart.py upgrades its release the same way (the"
+    " console needs the real node's pods)",
     "kubectl port-forward -n corral-system svc/corral-console 8090:8090": "tests/e2e/pods/"
     "test_pods_console_chart.py forwards to its release's console Service the same way",
 }
