@@ -233,5 +233,5 @@ async def _scrape(client: kube.Kube, namespace: str, pod: str) -> snapshots.PodS
         return snapshots.parse(await client.proxy_text(path))
     except kube.KubeError as err:
         return f"{pod}: {err.message}"
-    except ValueError as err:
-        return f"{pod}: /metrics is not Prometheus text ({err})"
+    except snapshots.NotExposition as err:
+        return f"{pod}: /metrics: {err}"
