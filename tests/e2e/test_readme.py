@@ -44,6 +44,11 @@ RUN_ELSEWHERE = {
     " is imported into the real node's containerd instead",
     "kubectl port-forward svc/support 8080:8080": "tests/e2e/pods/test_pods_chat.py runs it"
     " against an Agent's real pods (this module's cluster has no real node)",
+    "corral console": "tests/e2e/console runs `corral console` as a process (console_e2e.py)"
+    " and drives it in headless Chromium",
+    "corral console --context staging -n team-a --port 8091": "tests/unit/console/"
+    "test_console_kube.py chooses a context; tests/e2e/console/test_console_registry.py starts"
+    " the console with -n for a user who may not list all namespaces",
 }
 
 
