@@ -93,6 +93,11 @@ manifests: crds ## regenerate deploy/ (plain manifests) from the Helm chart
 test: venv binaries model-server redis browser ## every test, including those against the real API server
 	UV=$(UV) $(VENV)/bin/pytest
 
+.PHONY: screenshots
+screenshots: venv binaries browser ## regenerate docs/console-*.png: the console in headless Chromium on the local cluster
+	$(VENV)/bin/pytest tests/e2e/console/screenshots_console.py -p no:cacheprovider -q
+	$(VENV)/bin/pytest tests/e2e/pods/screenshots_chat.py -p no:cacheprovider -q
+
 .PHONY: rehearse-fresh
 rehearse-fresh: ## CI's .ci/run on a clean clone of HEAD with empty uv, pip and Corral caches
 	bash hack/rehearse-fresh.sh

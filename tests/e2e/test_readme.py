@@ -57,6 +57,11 @@ RUN_ELSEWHERE = {
     " console needs the real node's pods)",
     "kubectl port-forward -n corral-system svc/corral-console 8090:8090": "tests/e2e/pods/"
     "test_pods_console_chart.py forwards to its release's console Service the same way",
+    "corral console": "tests/e2e/console runs `corral console` as a process (console_e2e.py)"
+    " and drives it in headless Chromium",
+    "corral console --context staging -n team-a --port 8091": "tests/unit/console/"
+    "test_console_kube.py chooses a context; tests/e2e/console/test_console_registry.py starts"
+    " the console with -n for a user who may not list all namespaces",
 }
 
 

@@ -5,8 +5,8 @@ built as a wheel) into a fresh virtualenv, offline. That needs only the wheels t
 put in uv's cache: `uv sync` installs the lock's exact files by URL and hash and never asks the
 package index, so it passes on a new machine (a `uv pip install` of exported requirements would
 need uv's index cache, which only an earlier `uv lock` fills). Then runs the installed `corral`:
-its help, the operator's help (no cluster needed), and the runtime serving /healthz until SIGTERM.
-Loopback only.
+its help, the operator's help (no cluster needed), the runtime serving /healthz until SIGTERM,
+and the console serving its stylesheet and scripts from the wheel (package data). Loopback only.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ UV_VERSION = "0.13.8"  # the Makefile's UV_VERSION; `make test` passes its uv as
 # Kept word for word in the Dockerfile (test_dockerfile_installs_what_this_test_installs).
 DEPENDENCIES = ("sync", "--frozen", "--no-default-groups", "--no-install-project")
 PROJECT = ("sync", "--frozen", "--no-default-groups", "--no-editable")
-COMMANDS = ("operator", "runtime", "render", "crds")
+COMMANDS = ("operator", "runtime", "render", "crds", "console")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
@@ -188,3 +188,44 @@ def test_corral_runtime_serves_healthz_and_exits_cleanly_on_sigterm(
             f"`corral runtime` still running {STOP_TIMEOUT}s after SIGTERM:\n{log.read_text()}"
         )
     assert code == 0, f"`corral runtime` exited {code} after SIGTERM:\n{log.read_text()}"
+
+
+def test_corral_console_serves_its_assets_from_the_wheel(venv: Path, tmp_path: Path) -> None:
+    """The console's templates, stylesheet and scripts are inside the wheel: `pip install`
+    is all it needs. A kubeconfig is read at start-up only; no API server is contacted."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+    )
+    port = free_port()
+    log = tmp_path / "console.log"
+    argv = [venv / "bin" / "corral", "console", "--kubeconfig", kubeconfig, "--port", str(port)]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [*map(str, argv)],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert wait_for_healthz(process, base, log).status_code == 200
+        for asset, marker in (("console.css", "--accent"), ("registry.js", "EventSource")):
+            response = httpx.get(f"{base}/static/{asset}", timeout=5)
+            assert response.status_code == 200, f"{asset}: {response.status_code}"
+            assert marker in response.text
+        package = run(
+            [venv / "bin" / "python", "-c", "import corral.console as c; print(c.__file__)"], venv
+        )
+        templates = Path(package.strip()).parent / "templates"
+        assert {"base.html", "registry.html", "agent.html", "form.html"} <= {
+            p.name for p in templates.iterdir()
+        }
+    finally:
+        process.terminate()
+        process.wait(timeout=STOP_TIMEOUT)

@@ -232,6 +232,6 @@ async def _scrape(client: kube.Kube, namespace: str, pod: str) -> snapshots.PodS
     try:
         return snapshots.parse(await client.proxy_text(path))
     except kube.KubeError as err:
-        return f"{pod}: {err.message}"
-    except ValueError as err:
-        return f"{pod}: /metrics is not Prometheus text ({err})"
+        return f"could not read /metrics of pod {pod}: {err.message}"
+    except snapshots.NotExposition as err:
+        return f"could not read /metrics of pod {pod}: {err}"

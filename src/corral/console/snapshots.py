@@ -47,11 +47,19 @@ class Snapshot:
     p95_seconds: float | None
 
 
+class NotExposition(ValueError):
+    """The text is not the Prometheus exposition format (a proxy's error page, say)."""
+
+
 def parse(text: str) -> PodSample:
-    """One pod's sample from its exposition text; ValueError when the text is not Prometheus."""
+    """One pod's sample from its exposition text."""
+    try:
+        families = list(text_string_to_metric_families(text))
+    except ValueError as err:
+        raise NotExposition(f"not Prometheus text: {err}") from err
     requests = errors = rejected = prompt = completion = 0.0
     buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
+    for family in families:
         for sample in family.samples:
             labels = sample.labels
             if sample.name == REQUESTS and labels.get("route") == CHAT_ROUTE:

@@ -142,3 +142,28 @@ def test_a_user_who_may_read_one_namespace_sees_only_it_and_is_told_so(
         expect(page.locator(f"#row-persona-{console_namespace}-later")).to_be_visible()
     finally:
         cluster.delete_namespace(other)
+
+
+def test_namespaces_given_with_n_are_the_ones_shown_to_a_user_who_may_not_list_all(
+    cluster: handles.Cluster,
+    console_namespace: str,
+    console_factory: Callable[..., ConsoleProcess],
+    page: Page,
+    tmp_path: Path,
+) -> None:
+    second = cluster.create_namespace(f"{console_namespace[:50]}-two")
+    try:
+        apply(cluster, console_namespace, manifests.persona("home"))
+        apply(cluster, second, manifests.persona("away"))
+        kubeconfig = reader_kubeconfig(
+            cluster, console_namespace, [console_namespace, second], "two", tmp_path / "two.kc"
+        )
+        console = console_factory(kubeconfig, ("-n", second))
+
+        page.goto(console.url)
+
+        expect(page.locator(f"#row-persona-{second}-away")).to_be_visible()
+        expect(page.locator(f"#row-persona-{console_namespace}-home")).to_have_count(0)
+        expect(page.locator("#rbac-notice")).to_contain_text(second)
+    finally:
+        cluster.delete_namespace(second)

@@ -7,20 +7,25 @@ operator running as a pod on the real node and watching `pods_namespace` only (o
 operators of their own elsewhere). `llama` and `fake_model`: model servers on this host's
 loopback, with the address pods reach them at (the node forwards the port). `tooled` and
 `talker`: Agents for the chat tests, one whose scripted model calls a Tool, one on llama.cpp.
+`chromium`, `page` and `consoles`: Debian's Chromium driven by Playwright, and `corral console`
+processes on this host, for the test chat in a browser.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from chatting_e2e import scripted, tool_agent
+from playwright.sync_api import Browser, Page, sync_playwright
 from pods_e2e import PodModel, Release, agent, apply, wait_ready
 
+import browser as system_browser
 import llamaserver
+from e2e.console.console_e2e import ConsoleProcess
 from fakes.openai_server import FakeOpenAI
 from localcluster import handles, images, node, nodeconfigs
 
@@ -116,3 +121,38 @@ def talker(cluster: handles.Cluster, release: Release, llama: PodModel) -> str:
     apply(cluster, release.watched, agent("talker", llama.base_url))
     wait_ready(cluster, release.watched, "talker")
     return "talker"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(
+            executable_path=str(system_browser.install()),
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage"],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(90_000)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def consoles(cluster: handles.Cluster, tmp_path: Path) -> Iterator[Callable[..., ConsoleProcess]]:
+    """`corral console` processes with a kubeconfig (the admin's by default)."""
+    started: list[ConsoleProcess] = []
+
+    def start(kubeconfig: Path | None = None) -> ConsoleProcess:
+        process = ConsoleProcess(kubeconfig or cluster.kubeconfig, tmp_path / f"{len(started)}.log")
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()

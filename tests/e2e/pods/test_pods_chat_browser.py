@@ -6,15 +6,14 @@ service proxy reads the API server's reason in the page."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from chatting_e2e import ANSWER, TOOL, limited_kubeconfig
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 from pods_e2e import PodModel, Release
 
-import browser as system_browser
 from e2e.console.console_e2e import ConsoleProcess
 from fakes.openai_server import FakeOpenAI
 from localcluster import handles
@@ -31,41 +30,6 @@ WATCH_ANSWER = """() => {
   }).observe(document.getElementById('turns'),
              {subtree: true, childList: true, characterData: true});
 }"""
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as driver:
-        launched = driver.chromium.launch(
-            executable_path=str(system_browser.install()),
-            headless=True,
-            args=["--no-sandbox", "--disable-dev-shm-usage"],
-        )
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(90_000)
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def consoles(cluster: handles.Cluster, tmp_path: Path) -> Iterator[Callable[..., ConsoleProcess]]:
-    """`corral console` processes with a kubeconfig (the admin's by default)."""
-    started: list[ConsoleProcess] = []
-
-    def start(kubeconfig: Path | None = None) -> ConsoleProcess:
-        process = ConsoleProcess(kubeconfig or cluster.kubeconfig, tmp_path / f"{len(started)}.log")
-        started.append(process)
-        return process.start()
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def ask(page: Page, question: str, answers: int) -> None:
