@@ -25,7 +25,6 @@ from corral.console import settings as settings_mod
 
 MANAGER: Final = "corral-console"
 APPLY_PATCH: Final = "application/apply-patch+yaml"
-SERVICEACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,14 +198,19 @@ async def connect(settings: settings_mod.Settings) -> Kube:
         namespace = await _load_kubeconfig(configuration, kubeconfig_file, settings.context)
     else:
         load_incluster: Callable[..., None] = k8s_config.load_incluster_config
+        account = settings.serviceaccount_dir
         try:
-            load_incluster(client_configuration=configuration)
+            load_incluster(
+                client_configuration=configuration,
+                token_filename=str(account / "token"),
+                cert_filename=str(account / "ca.crt"),
+            )
         except k8s_config.ConfigException as exc:
             raise ConfigError(
                 "no credentials: no kubeconfig ($KUBECONFIG, ~/.kube/config) and not running in"
                 f" a pod ({exc}); pass --kubeconfig PATH"
             ) from exc
-        namespace = _incluster_namespace()
+        namespace = _incluster_namespace(account / "namespace")
     return Kube(
         api=k8s.ApiClient(configuration),
         namespace=namespace,
@@ -252,7 +256,7 @@ async def _load_kubeconfig(
     return str(namespace or "default")
 
 
-def _incluster_namespace() -> str:
+def _incluster_namespace(path: Path) -> str:
     with contextlib.suppress(OSError):
-        return SERVICEACCOUNT_NAMESPACE.read_text().strip() or "default"
+        return path.read_text().strip() or "default"
     return "default"
