@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -106,9 +106,7 @@ class Kube:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.request_timeout)
         response = await self._open("GET", path, query, None, "application/json", "*/*", timeout)
         try:
-            async for line in response.content:
-                if not line.strip():
-                    continue
+            async for line in lines(response.content.iter_any()):
                 event = json.loads(line)
                 if event.get("type") == "ERROR":
                     status = event.get("object") or {}
@@ -168,6 +166,20 @@ class Kube:
             response.release()
             raise status_error(response.status, text)
         return response
+
+
+async def lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """Non-empty lines of any length (aiohttp's own line reader caps a line at 128 KiB, and
+    one watch event, an MCPServer with many tools say, may be longer)."""
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
 
 
 def status_error(status: int, text: str) -> KubeError:
