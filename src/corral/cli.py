@@ -131,8 +131,9 @@ def _console_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         " finds it, or the pod's ServiceAccount in the cluster). It stores nothing."
         " Example: corral console --port 8090",
     )
-    console.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    console.add_argument("--port", type=int, default=8090, help="port to bind (8090)")
+    # Defaults live in corral.console.settings (so CORRAL_CONSOLE_* env vars apply too).
+    console.add_argument("--host", default=None, help="address to bind (127.0.0.1)")
+    console.add_argument("--port", type=int, default=None, help="port to bind (8090)")
     console.add_argument("--kubeconfig", type=Path, default=None, help="kubeconfig file")
     console.add_argument("--context", default=None, help="kubeconfig context to use")
     console.add_argument(
@@ -185,16 +186,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from corral.console import main as console_main
         from corral.console import settings as console_settings
 
-        return console_main.run(
-            console_settings.Settings(
-                host=args.host,
-                port=args.port,
-                kubeconfig=args.kubeconfig,
-                context=args.context,
-                namespaces=tuple(args.namespace),
-                read_only=args.read_only,
-            )
-        )
+        flags = {
+            "host": args.host,
+            "port": args.port,
+            "kubeconfig": args.kubeconfig,
+            "context": args.context,
+            "namespaces": tuple(args.namespace) or None,
+            "read_only": args.read_only or None,
+        }
+        given = {name: value for name, value in flags.items() if value is not None}
+        return console_main.run(console_settings.Settings(**given))
     from corral.api import crds as crd_gen
 
     return crd_gen.run(output_dir=args.output_dir, out=sys.stdout)

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from corral.console import chatroutes, kube, pages
+from corral.console import chatroutes, guarding, kube, pages
 from corral.console import settings as settings_mod
 
 HERE = Path(__file__).parent
@@ -43,6 +43,7 @@ def create_app(settings: settings_mod.Settings, connect: Connect = kube.connect)
     app.include_router(chatroutes.router)
     app.add_api_route("/healthz", healthz, include_in_schema=False)
     app.add_exception_handler(kube.KubeError, api_error)
+    app.add_middleware(guarding.Guard, bind=settings.host)
     return app
 
 

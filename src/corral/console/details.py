@@ -22,6 +22,7 @@ from corral.console import diffs, kinds, kube, rows, snapshots
 
 T = TypeVar("T")
 EVENT_LIMIT = 20
+HTTP_PORT_NAME = "http"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Pod:
     ready: str  # "1/1"
     restarts: int
     age: str
+    port: int  # the runtime container's `http` port, where /metrics is served
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +179,17 @@ def _pod(pod: Mapping[str, Any], now: datetime.datetime) -> Pod:
         ready=f"{sum(1 for s in statuses if s.get('ready'))}/{len(containers)}",
         restarts=sum(int(s.get("restartCount", 0)) for s in statuses),
         age=rows.age(pod["metadata"].get("creationTimestamp"), now),
+        port=_http_port(containers),
     )
+
+
+def _http_port(containers: list[dict[str, Any]]) -> int:
+    """The container port named `http` (the operator's name for the runtime's port)."""
+    for container in containers:
+        for port in container.get("ports") or []:
+            if port.get("name") == HTTP_PORT_NAME and port.get("containerPort"):
+                return int(port["containerPort"])
+    return groups.RUNTIME_PORT
 
 
 def _rollout(deployment: Mapping[str, Any], pods: list[Pod]) -> Rollout:
@@ -221,17 +233,17 @@ async def _metrics(client: kube.Kube, namespace: str, pods: list[Pod]) -> Metric
     running = [p for p in pods if p.phase == "Running"]
     if not running:
         return Metrics(None, ["no running pod to read /metrics from"] if pods else [])
-    results = await asyncio.gather(*(_scrape(client, namespace, p.name) for p in running))
+    results = await asyncio.gather(*(_scrape(client, namespace, p) for p in running))
     samples = [r for r in results if isinstance(r, snapshots.PodSample)]
     problems = [r for r in results if isinstance(r, str)]
     return Metrics(snapshots.combine(samples) if samples else None, problems)
 
 
-async def _scrape(client: kube.Kube, namespace: str, pod: str) -> snapshots.PodSample | str:
-    path = f"{kinds.POD.item(namespace, pod)}:{groups.RUNTIME_PORT}/proxy/metrics"
+async def _scrape(client: kube.Kube, namespace: str, pod: Pod) -> snapshots.PodSample | str:
+    path = f"{kinds.POD.item(namespace, pod.name)}:{pod.port}/proxy/metrics"
     try:
         return snapshots.parse(await client.proxy_text(path))
     except kube.KubeError as err:
-        return f"could not read /metrics of pod {pod}: {err.message}"
+        return f"could not read /metrics of pod {pod.name}: {err.message}"
     except snapshots.NotExposition as err:
-        return f"could not read /metrics of pod {pod}: {err}"
+        return f"could not read /metrics of pod {pod.name}: {err}"

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,7 +25,6 @@ from corral.console import settings as settings_mod
 
 MANAGER: Final = "corral-console"
 APPLY_PATCH: Final = "application/apply-patch+yaml"
-SERVICEACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,9 +106,7 @@ class Kube:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.request_timeout)
         response = await self._open("GET", path, query, None, "application/json", "*/*", timeout)
         try:
-            async for line in response.content:
-                if not line.strip():
-                    continue
+            async for line in lines(response.content.iter_any()):
                 event = json.loads(line)
                 if event.get("type") == "ERROR":
                     status = event.get("object") or {}
@@ -171,6 +168,20 @@ class Kube:
         return response
 
 
+async def lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """Non-empty lines of any length (aiohttp's own line reader caps a line at 128 KiB, and
+    one watch event, an MCPServer with many tools say, may be longer)."""
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
+
+
 def status_error(status: int, text: str) -> KubeError:
     """A KubeError from the API server's answer: its Status message and field causes."""
     try:
@@ -199,14 +210,19 @@ async def connect(settings: settings_mod.Settings) -> Kube:
         namespace = await _load_kubeconfig(configuration, kubeconfig_file, settings.context)
     else:
         load_incluster: Callable[..., None] = k8s_config.load_incluster_config
+        account = settings.serviceaccount_dir
         try:
-            load_incluster(client_configuration=configuration)
+            load_incluster(
+                client_configuration=configuration,
+                token_filename=str(account / "token"),
+                cert_filename=str(account / "ca.crt"),
+            )
         except k8s_config.ConfigException as exc:
             raise ConfigError(
                 "no credentials: no kubeconfig ($KUBECONFIG, ~/.kube/config) and not running in"
                 f" a pod ({exc}); pass --kubeconfig PATH"
             ) from exc
-        namespace = _incluster_namespace()
+        namespace = _incluster_namespace(account / "namespace")
     return Kube(
         api=k8s.ApiClient(configuration),
         namespace=namespace,
@@ -252,7 +268,7 @@ async def _load_kubeconfig(
     return str(namespace or "default")
 
 
-def _incluster_namespace() -> str:
+def _incluster_namespace(path: Path) -> str:
     with contextlib.suppress(OSError):
-        return SERVICEACCOUNT_NAMESPACE.read_text().strip() or "default"
+        return path.read_text().strip() or "default"
     return "default"

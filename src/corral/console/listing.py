@@ -34,6 +34,7 @@ class Listing:
     objects: list[dict[str, Any]]
     sources: list[Source]
     denied: list[str]  # namespaces (or "" for cluster-wide) where listing was forbidden
+    not_installed: bool = False  # the API server does not serve this kind: no CRD
 
     @property
     def cluster_wide(self) -> bool:
@@ -61,6 +62,8 @@ async def list_one(client: kube.Kube, kind: kinds.Kind, namespace: str | None) -
     except kube.KubeError as err:
         if err.forbidden:
             return Listing(kind, [], [], [namespace or ""])
+        if err.not_found:
+            return Listing(kind, [], [], [], not_installed=True)
         raise
     items = [_typed(kind, item) for item in body.get("items") or []]
     version = str((body.get("metadata") or {}).get("resourceVersion", ""))
@@ -88,7 +91,14 @@ async def list_all(
 
 
 def notice(listings: Sequence[Listing]) -> str | None:
-    """What to tell the user when RBAC narrowed the registry; None when it did not."""
+    """What to tell the user when RBAC narrowed the registry or a CRD is missing; else None."""
+    missing = [f"{lst.kind.plural}.corral.dev" for lst in listings if lst.not_installed]
+    if missing:
+        return (
+            f"This cluster does not serve {', '.join(missing)}: Corral's CRDs are not installed."
+            " Install Corral first: helm install corral charts/corral -n corral-system"
+            " --create-namespace (or kubectl apply --server-side -f crds/)."
+        )
     narrowed = [lst for lst in listings if "" in lst.denied]
     if not narrowed:
         return None

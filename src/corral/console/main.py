@@ -33,6 +33,8 @@ def run(settings: settings_mod.Settings) -> int:
         port=settings.port,
         log_level="warning",
         proxy_headers=False,
+        # Open registry streams (SSE) never end by themselves: do not wait long for them.
+        timeout_graceful_shutdown=3,
     )
     uvicorn.Server(config).run()
     return 0

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         " the in-cluster ServiceAccount.",
     )
     context: str | None = Field(default=None, description="Kubeconfig context to use.")
+    serviceaccount_dir: Path = Field(
+        default=Path("/var/run/secrets/kubernetes.io/serviceaccount"),
+        description="In a pod: where the ServiceAccount's token, ca.crt and namespace are.",
+    )
     namespaces: tuple[str, ...] = Field(
         default=(),
         description="Namespaces to show when you may not list across all namespaces (default:"

@@ -31,6 +31,21 @@ def message(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+class View:
+    """How rows are shown on this page: its filters, the row template and the clock."""
+
+    def __init__(self, filters: rows.Filters, render: Render, now: Clock) -> None:
+        self.filters = filters
+        self.render = render
+        self.now = now
+
+    def event(self, kind: str, obj: dict[str, Any]) -> str:
+        r = rows.row(obj, self.now())
+        if kind == "DELETED" or not self.filters.matches(r):
+            return message("remove", {"key": r.key})
+        return message("upsert", {"key": r.key, "html": self.render(r)})
+
+
 def sync(lst: listing.Listing, source: listing.Source | None, view: View) -> str:
     """Every matching row of `lst` (of `source`'s namespace only, when given)."""
     namespace = source.namespace if source is not None else None
@@ -46,21 +61,6 @@ def sync(lst: listing.Listing, source: listing.Source | None, view: View) -> str
             "rows": [{"key": r.key, "html": view.render(r)} for r in shown],
         },
     )
-
-
-class View:
-    """How rows are shown on this page: its filters, the row template and the clock."""
-
-    def __init__(self, filters: rows.Filters, render: Render, now: Clock) -> None:
-        self.filters = filters
-        self.render = render
-        self.now = now
-
-    def event(self, kind: str, obj: dict[str, Any]) -> str:
-        r = rows.row(obj, self.now())
-        if kind == "DELETED" or not self.filters.matches(r):
-            return message("remove", {"key": r.key})
-        return message("upsert", {"key": r.key, "html": self.render(r)})
 
 
 async def stream(

@@ -33,12 +33,20 @@ READER_RULES: list[dict[str, Any]] = [
 
 
 class ConsoleProcess:
-    """`corral console` on a free loopback port with the given kubeconfig."""
+    """`corral console` on a free loopback port with the given kubeconfig (None: none passed,
+    the console finds credentials itself from `env`)."""
 
-    def __init__(self, kubeconfig: Path, log_file: Path, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path | None,
+        log_file: Path,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_file = log_file
         self.args = args
+        self.env = env
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -47,11 +55,12 @@ class ConsoleProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ConsoleProcess:
-        argv = [str(CORRAL), "console", "--kubeconfig", str(self.kubeconfig)]
-        argv += ["--port", str(self.port), *self.args]
+        argv = [str(CORRAL), "console", "--port", str(self.port), *self.args]
+        if self.kubeconfig is not None:
+            argv += ["--kubeconfig", str(self.kubeconfig)]
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
             )
         wait_for(f"corral console on port {self.port}", self.alive, 60, self.log_tail)
         return self

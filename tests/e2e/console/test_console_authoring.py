@@ -1,5 +1,6 @@
 """The forms in a real browser: an invalid edit is refused next to its field and changes
-nothing; a new Tool is reviewed (diff), applied as `corral-console`, and shows in the registry.
+nothing; a new Tool is reviewed (diff), applied as `corral-console`, and shows in the registry;
+an Agent made in the form is served by the operator.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from console_e2e import ConsoleProcess
 from playwright.sync_api import Locator, Page, expect
 
 from e2e.operator import operator_manifests as manifests
+from e2e.operator.operator_e2e import Cluster, OperatorProcess, wait_ready
 from localcluster import handles
 
 pytestmark = pytest.mark.cluster
@@ -98,8 +100,13 @@ def test_creating_a_tool_reviews_the_diff_applies_it_and_it_appears_in_the_regis
     expect(page.locator("#applied")).to_contain_text(f"Tool {console_namespace}/order-lookup")
     expect(page.locator(f"#row-tool-{console_namespace}-order-lookup")).to_be_visible()
     tool = live(cluster, console_namespace, "tool", "order-lookup")
-    managers = {m["manager"] for m in tool["metadata"]["managedFields"]}
-    assert managers == {"corral-console"}
+    # Whoever else writes (an operator's status patches) writes the status subresource only.
+    spec_managers = {
+        (m["manager"], m["operation"])
+        for m in tool["metadata"]["managedFields"]
+        if m.get("subresource") != "status"
+    }
+    assert spec_managers == {("corral-console", "Apply")}
     assert tool["spec"]["http"]["method"] == "GET"
 
 
@@ -124,3 +131,51 @@ def test_editing_keeps_fields_the_form_does_not_show_and_the_review_shows_only_t
     tool = live(cluster, console_namespace, "tool", "order-lookup")
     assert tool["spec"]["http"]["timeoutSeconds"] == 20
     assert tool["spec"]["http"]["headersFrom"][0]["name"] == "Authorization"
+
+
+def test_an_agent_created_in_the_form_opens_its_page_and_the_operator_serves_it(
+    cluster: handles.Cluster,
+    console_operator: OperatorProcess,
+    console_namespace: str,
+    console: ConsoleProcess,
+    page: Page,
+) -> None:
+    cluster.kubectl(
+        "apply", "-n", console_namespace, "-f", "-", input=yaml.safe_dump(manifests.persona("tone"))
+    )
+    page.goto(f"{console.url}/author/agents/new?namespace={console_namespace}")
+    field(page, "metadata.name").locator("input").fill("formed")
+    field(page, "spec.personaRef.name").locator("input").fill("tone")
+    field(page, "spec.model.provider").locator("select").select_option("openai")
+    field(page, "spec.model.name").locator("input").fill("gpt-4o-mini")
+    field(page, "spec.model.baseURL").locator("input").fill("http://127.0.0.1:9/v1")
+    field(page, "spec.model.temperature").locator("input").fill("0.3")
+    field(page, "spec.replicas").locator("input").fill("1")
+    field(page, "spec.*").locator("textarea").fill("memory: {enabled: true, maxMessages: 20}\n")
+    page.click("#review")
+    expect(page.locator("#diff")).to_contain_text("maxMessages: 20")
+    page.click("#apply")
+
+    expect(page).to_have_url(f"{console.url}/agents/{console_namespace}/formed")
+    formed = live(cluster, console_namespace, "agent", "formed")
+    assert formed["spec"]["model"]["temperature"] == 0.3
+    assert formed["spec"]["memory"]["enabled"] is True
+    assert formed["spec"]["memory"]["maxMessages"] == 20
+    wait_ready(Cluster(cluster), console_operator, console_namespace, "formed")
+    page.reload()
+    expect(page.locator("#conditions tr", has_text="Ready")).to_contain_text("Available")
+
+
+def test_an_out_of_range_temperature_is_refused_at_its_field(
+    console_namespace: str, console: ConsoleProcess, page: Page
+) -> None:
+    page.goto(f"{console.url}/author/agents/new?namespace={console_namespace}")
+    field(page, "metadata.name").locator("input").fill("hot")
+    field(page, "spec.model.name").locator("input").fill("gpt-4o-mini")
+    field(page, "spec.model.temperature").locator("input").fill("5")
+    page.click("#review")
+
+    expect(field(page, "spec.model.temperature").locator(".field-error")).to_contain_text(
+        "spec.model.temperature"
+    )
+    expect(field(page, "spec.model.name").locator(".field-error")).to_have_count(0)

@@ -131,7 +131,7 @@ def test_a_user_who_may_read_one_namespace_sees_only_it_and_is_told_so(
 
         expect(page.locator(f"#row-persona-{console_namespace}-mine")).to_be_visible()
         expect(page.locator(f"#row-persona-{other}-theirs")).to_have_count(0)
-        notice = page.locator("#rbac-notice")
+        notice = page.locator("#notice")
         expect(notice).to_contain_text("across all namespaces")
         expect(notice).to_contain_text(console_namespace)
         namespaces = page.locator("select[name=namespace] option").all_inner_texts()
@@ -164,6 +164,6 @@ def test_namespaces_given_with_n_are_the_ones_shown_to_a_user_who_may_not_list_a
 
         expect(page.locator(f"#row-persona-{second}-away")).to_be_visible()
         expect(page.locator(f"#row-persona-{console_namespace}-home")).to_have_count(0)
-        expect(page.locator("#rbac-notice")).to_contain_text(second)
+        expect(page.locator("#notice")).to_contain_text(second)
     finally:
         cluster.delete_namespace(second)

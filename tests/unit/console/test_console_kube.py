@@ -6,6 +6,7 @@ No API server is contacted: `connect` only reads the kubeconfig (and never write
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,16 @@ def test_a_status_gives_its_message_and_field_causes() -> None:
 def test_an_answer_that_is_not_a_status_is_kept_as_text() -> None:
     err = kube.status_error(403, "forbidden: no\n")
     assert (err.status, err.message, err.forbidden) == (403, "forbidden: no", True)
+
+
+def test_watch_lines_of_any_length_split_across_chunks() -> None:
+    big = b'{"type":"ADDED","object":{"x":"' + b"y" * 300_000 + b'"}}'
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for piece in (big[:1000], big[1000:] + b"\n\n" + b'{"a"', b":1}\n", b'{"tail":1}'):
+            yield piece
+
+    async def collect() -> list[bytes]:
+        return [line async for line in kube.lines(chunks())]
+
+    assert asyncio.run(collect()) == [big, b'{"a":1}', b'{"tail":1}']

@@ -25,3 +25,11 @@ def test_a_narrowed_listing_names_the_kinds_and_the_namespaces_shown_and_forbidd
     assert "team-a." in text
     assert "Forbidden too: team-b." in text
     assert "-n NAMESPACE" in text
+
+
+def test_a_missing_crd_says_to_install_corral_first() -> None:
+    absent = listing.Listing(kinds.MCPSERVER, [], [], [], not_installed=True)
+    text = listing.notice([absent])
+    assert text is not None
+    assert "mcpservers.corral.dev" in text
+    assert "helm install corral charts/corral" in text
