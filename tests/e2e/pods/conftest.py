@@ -123,7 +123,9 @@ def talker(cluster: handles.Cluster, release: Release, llama: PodModel) -> str:
     return "talker"
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running while it is open, which
+# would break every later test that runs asyncio (here and in other directories).
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     with sync_playwright() as driver:
         launched = driver.chromium.launch(

@@ -25,11 +25,15 @@ READ_SERVICES = {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]}
 def test_corral_chat_answers_from_llama_in_one_shot(
     cluster: handles.Cluster, release: Release, talker: str
 ) -> None:
-    done = corral(cluster.kubeconfig, "chat", talker, "-n", release.watched, "-m", "Hello!")
+    question = "Hello! In one sentence, what can you help me with?"
+    done = corral(cluster.kubeconfig, "chat", talker, "-n", release.watched, "-m", question)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip(), "llama.cpp's answer reached stdout"  # a tiny model: any text
-    assert "[model gemma-3-270m ·" in done.stderr
-    assert " completion = " in done.stderr
+    # Gemma 3 270M is a tiny base model: the answer's shape is checked, never its content (it
+    # may even be empty); its usage is llama.cpp's own count.
+    assert done.stdout.endswith("\n")
+    footer = done.stderr.strip().splitlines()[-1]
+    assert footer.startswith("[model gemma-3-270m · ")
+    assert int(footer.split("· ")[1].split(" prompt")[0]) > 0
 
 
 def test_tool_calls_the_answering_model_and_usage_are_shown(
