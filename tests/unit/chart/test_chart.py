@@ -289,3 +289,8 @@ def test_a_bad_console_value_is_refused_naming_it(helm: Path) -> None:
     result = template(helm, "--set", "console.rbac=admin", check=False)
     assert result.returncode != 0
     assert "/console/rbac" in result.stderr, result.stderr
+
+
+def test_the_console_grants_nothing_when_rbac_is_managed_elsewhere(helm: Path) -> None:
+    console = _console(helm, "--set", "rbac.create=false")
+    assert set(console) == {"ServiceAccount", "Deployment", "Service"}
