@@ -1,7 +1,7 @@
 """The state store client and admission's shared path, in this process, against a real
 redis-server: connections that outlive a store restart, scripts the store forgot, settles
-sent together in one round trip and kept through an outage, and bucket time stamps that
-never go back.
+carried by the next admit or sent together in one round trip and kept through an outage,
+and bucket time stamps that never go back.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 import redis
 from runtime_harness import agent_config
 
 import redisserver
-from corral.runtime import admission, pricing, ratelimit, statestore
+from corral.runtime import admission, errors, pricing, ratelimit, statestore
 from corral.runtime.auth import Principal
 
 PASSWORD_ENV = "CORRAL_STATE_STORE_PASSWORD"
@@ -190,3 +191,59 @@ def test_ticket_ids_differ_between_replicas(redis_server: redisserver.RedisServe
     asyncio.run(main())
 
     assert len(redis_server.client().keys("*:r:*")) == 2
+
+
+def test_a_settle_goes_with_the_next_admit_in_its_round_trip(
+    redis_server: redisserver.RedisServer,
+) -> None:
+    seen: dict[str, str] = {}
+
+    async def body(gate: Gate) -> None:
+        gate.admission.settle(await gate.admission.admit(CALLER, 100, 0), 30, 0)
+        second = await gate.admission.admit(CALLER, 100, 0)
+        seen.update(second.headers)
+        gate.admission.settle(second, 20, 0)
+        await gate.admission.settled()
+
+    gate = run(redis_server, body)
+
+    # The first settle ran just before the second admit (30 spent, then 100 reserved), in its
+    # round trip; the last one, with no admit after it, went on its own.
+    assert seen["x-corral-budget-remaining-tokens-day"] == str(10**9 - 130)
+    assert gate.operations == [("admit", ""), ("admit", ""), ("settle", "")]
+    assert spent_today(redis_server.client()) == 50
+
+
+def test_a_settle_no_admit_carries_is_sent_on_its_own(
+    redis_server: redisserver.RedisServer,
+) -> None:
+    async def body(gate: Gate) -> None:
+        gate.admission.settle(await gate.admission.admit(CALLER, 100, 0), 30, 0)
+        for _ in range(1000):  # 10 s at most; nothing waits for it but its timer
+            if ("settle", "") in gate.operations:
+                break
+            await asyncio.sleep(0.01)
+
+    gate = run(redis_server, body)
+
+    assert gate.operations == [("admit", ""), ("settle", "")]
+    assert spent_today(redis_server.client()) == 30
+
+
+def test_settles_carried_by_an_admit_that_fails_are_kept_and_land_later(
+    redis_server: redisserver.RedisServer,
+) -> None:
+    async def body(gate: Gate) -> None:
+        ticket = await gate.admission.admit(CALLER, 100, 0)
+        await asyncio.to_thread(redis_server.stop)
+        gate.admission.settle(ticket, 42, 0)
+        with pytest.raises(errors.StoreUnavailable):
+            await gate.admission.admit(CALLER, 100, 0)  # carries the settle, and fails
+        await asyncio.to_thread(redis_server.start)
+        await gate.admission.settled()
+
+    run(redis_server, body)
+
+    store = redis_server.client()
+    assert spent_today(store) == 42
+    assert store.keys("*:r:*") == []

@@ -242,15 +242,26 @@ class Admission:
     # -- shared --------------------------------------------------------------------------------
 
     async def _admit_shared(self, call: scripts.Call, *, again: bool) -> bytes:
+        """The admit's reply, with the settles queued since the last admit sent ahead of it in
+        the same round trip (only while the store is up)."""
         assert self._store is not None
+        assert self._settlements is not None
+        carried = self._settlements.carry() if again else []
+        landed = False
         try:
-            reply: bytes = await self._store.run(call)
+            replies = await self._store.run_all([*carried, call])
+            landed = True
         except statestore.Unavailable:
             if not again:
                 raise
+            self._settlements.carried(carried, landed=False)
+            carried = []
             # Once more at once: a reply lost to a dropped connection is answered again from
             # the ticket, without taking anything twice. A down store fails fast again.
-            reply = await self._store.run(call)
+            replies = await self._store.run_all([call])
+        finally:
+            self._settlements.carried(carried, landed=landed)
+        reply: bytes = replies[-1]
         return reply
 
     def _keys(self, digest: str, windows: budgets.Windows) -> bytes:

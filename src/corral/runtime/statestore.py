@@ -1,12 +1,13 @@
 """The shared store client: Redis-protocol connections and the scripts they run.
 
 Built once by the app's lifespan from `config.stateStore` (the password from the env var the
-Deployment fills by secretKeyRef). Every operation is one round trip: a script by EVALSHA (a
-batch of them pipelined in one write), or one plain command, timed and counted by operation;
-any failure (refused, reset, timed out, an error reply) becomes `Unavailable`, which admission
-maps to the Agent's failure policy. The client retries nothing itself: a down store must be
-noticed at once, not after a backoff. The one exception is a store that lost its scripts (it
-restarted): nothing ran, so the script is loaded and the calls sent again, in one round trip.
+Deployment fills by secretKeyRef). Every operation is one round trip: a script by EVALSHA
+(several pipelined in one write: an admit carrying settles, a batch of settles), or one plain
+command, timed and counted by operation; any failure (refused, reset, timed out, an error
+reply) becomes `Unavailable`, which admission maps to the Agent's failure policy. The client
+retries nothing itself: a down store must be noticed at once, not after a backoff. The one
+exception is a store that lost its scripts (it restarted): nothing ran, so the scripts are
+loaded and the calls sent again, in one round trip.
 
 redis-py's connections do the socket, TLS, the handshake (AUTH, SELECT) and reply parsing;
 this module keeps its own small list of idle connections and sends calls framed by
@@ -103,23 +104,28 @@ class Store:
         return (await self.run_all([call]))[0]
 
     async def run_all(self, calls: Sequence[storescripts.Call]) -> list[Any]:
-        """Run calls of one script, pipelined in one round trip; their replies in order. Each
-        ran at most once: a failure may leave some run and others not."""
-        script = calls[0].script
+        """Run script calls pipelined in one round trip (timed as the last one's operation);
+        their replies in order. Each ran at most once: a failure may leave some run and
+        others not."""
+        operation = calls[-1].script.name
         payload = b"".join([call.evalsha() for call in calls])
         started = time.perf_counter()
         try:
             replies = await self._exchange(payload, len(calls))
             if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
                 # The store restarted and forgot its scripts: none of these calls ran.
-                replies = (await self._exchange(script.load() + payload, len(calls) + 1))[1:]
+                scripts = {call.script.sha: call.script for call in calls}.values()
+                loads = b"".join(script.load() for script in scripts)
+                replies = (await self._exchange(loads + payload, len(scripts) + len(calls)))[
+                    len(scripts) :
+                ]
             for reply in replies:
                 if isinstance(reply, redis.exceptions.ResponseError):
                     raise reply
         except FAILURES as err:
-            self._observe(script.name, time.perf_counter() - started, type(err).__name__)
-            raise Unavailable(script.name, err) from err
-        self._observe(script.name, time.perf_counter() - started, "")
+            self._observe(operation, time.perf_counter() - started, type(err).__name__)
+            raise Unavailable(operation, err) from err
+        self._observe(operation, time.perf_counter() - started, "")
         return replies
 
     async def history(self, key: str) -> list[bytes]:
