@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio
@@ -107,18 +107,24 @@ class Store:
         """Run script calls pipelined in one round trip (timed as the last one's operation);
         their replies in order. Each ran at most once: a failure may leave some run and
         others not."""
-        operation = calls[-1].script.name
-        payload = b"".join([call.evalsha() for call in calls])
+        return await self._timed(calls[-1].script.name, self._pipelined(calls))
+
+    async def history(self, key: str) -> list[bytes]:
+        command = storescripts.command("LRANGE", key, 0, -1)
+        items: list[bytes] = (await self._timed(HISTORY, self._exchange(command, 1)))[0]
+        return items
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.disconnect()
+
+    async def _timed(self, operation: str, exchange: Awaitable[list[Any]]) -> list[Any]:
+        """The replies of `exchange`, timed and observed; any failure, an error reply
+        included, as Unavailable."""
         started = time.perf_counter()
         try:
-            replies = await self._exchange(payload, len(calls))
-            if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
-                # The store restarted and forgot its scripts: none of these calls ran.
-                scripts = {call.script.sha: call.script for call in calls}.values()
-                loads = b"".join(script.load() for script in scripts)
-                replies = (await self._exchange(loads + payload, len(scripts) + len(calls)))[
-                    len(scripts) :
-                ]
+            replies = await exchange
             for reply in replies:
                 if isinstance(reply, redis.exceptions.ResponseError):
                     raise reply
@@ -128,23 +134,16 @@ class Store:
         self._observe(operation, time.perf_counter() - started, "")
         return replies
 
-    async def history(self, key: str) -> list[bytes]:
-        started = time.perf_counter()
-        try:
-            reply = (await self._exchange(storescripts.command("LRANGE", key, 0, -1), 1))[0]
-            if isinstance(reply, redis.exceptions.ResponseError):
-                raise reply
-        except FAILURES as err:
-            self._observe(HISTORY, time.perf_counter() - started, type(err).__name__)
-            raise Unavailable(HISTORY, err) from err
-        self._observe(HISTORY, time.perf_counter() - started, "")
-        items: list[bytes] = reply
-        return items
-
-    async def aclose(self) -> None:
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            await connection.disconnect()
+    async def _pipelined(self, calls: Sequence[storescripts.Call]) -> list[Any]:
+        payload = b"".join([call.evalsha() for call in calls])
+        replies = await self._exchange(payload, len(calls))
+        if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+            # The store restarted and forgot its scripts: none of these calls ran.
+            scripts = {call.script.sha: call.script for call in calls}.values()
+            loads = b"".join(script.load() for script in scripts)
+            replies = await self._exchange(loads + payload, len(scripts) + len(calls))
+            return replies[len(scripts) :]
+        return replies
 
     async def _exchange(self, payload: bytes, replies: int) -> list[Any]:
         """Send `payload` and read `replies` replies (an error reply as its exception) on a
