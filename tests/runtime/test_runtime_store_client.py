@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from runtime_harness import agent_config
 
 import redisserver
@@ -246,4 +248,58 @@ def test_settles_carried_by_an_admit_that_fails_are_kept_and_land_later(
 
     store = redis_server.client()
     assert spent_today(store) == 42
+    assert store.keys("*:r:*") == []
+
+
+# Keeps the server busy for ARGV[1] ms (a script runs alone: every other call waits for it).
+BUSY = """
+local t = redis.call('TIME')
+local deadline = t[1] * 1000000 + t[2] + ARGV[1] * 1000
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= deadline
+return 1
+"""
+
+
+def until_busy(server: redisserver.RedisServer) -> None:
+    """Until the server stops answering (it is running the busy script); 30 s at most."""
+    for _ in range(300):
+        probe = redis.Redis(
+            host="127.0.0.1",
+            port=server.port,
+            password=server.password,
+            socket_timeout=0.1,
+            retry=Retry(NoBackoff(), 0),
+        )
+        try:
+            probe.ping()
+        except redis.TimeoutError:
+            return
+        finally:
+            probe.close()
+    raise AssertionError("the busy script did not start")
+
+
+def test_an_admit_given_up_mid_call_gives_back_what_it_took_and_leaves_the_store_usable(
+    redis_server: redisserver.RedisServer,
+) -> None:
+    async def body(gate: Gate) -> None:
+        gate.admission.settle(await gate.admission.admit(CALLER, 3, 0), 3, 0)  # connected
+        await gate.admission.settled()
+        busy = asyncio.create_task(asyncio.to_thread(redis_server.client().eval, BUSY, 0, 3000))
+        await asyncio.to_thread(until_busy, redis_server)
+        admit = asyncio.create_task(gate.admission.admit(CALLER, 100, 0))
+        await asyncio.sleep(0.2)  # the admit is sent; its reply waits for the busy script
+        assert not admit.done()
+        admit.cancel()  # as when the request's client leaves
+        with pytest.raises(asyncio.CancelledError):
+            await admit
+        await busy
+        gate.admission.settle(await gate.admission.admit(CALLER, 7, 0), 7, 0)
+        await gate.admission.settled()
+
+    run(redis_server, body)
+
+    store = redis_server.client()
+    # The given-up admit ran once the busy script ended; its 100 were given back.
+    assert spent_today(store) == 3 + 7
     assert store.keys("*:r:*") == []

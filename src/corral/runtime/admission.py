@@ -17,6 +17,7 @@ Called by the serving layer; network I/O only through `statestore`.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import math
@@ -173,6 +174,11 @@ class Admission:
                 # calls fail before sending anything.)
                 self._send_settle(keys, 0, 0, release=True)
             return self._unavailable(err, principal, tokens, cost, request)
+        except asyncio.CancelledError:
+            # The request was given up (its client left) during the call: the script may
+            # have run, and no one will settle its ticket: give back whatever it took.
+            self._send_settle(keys, 0, 0, release=True)
+            raise
         self._store_reachable()
         fields = reply.split(b" ")
         admitted, failing = fields[0] == b"1", fields[1].decode()

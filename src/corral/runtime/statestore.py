@@ -160,8 +160,10 @@ class Store:
                         answers.append(await connection.read_response())
                     except redis.exceptions.ResponseError as err:
                         answers.append(err)  # the connection is fine: read the next one
-        except BaseException:
-            await self._drop(connection)
+        except BaseException as err:
+            # A failure says the server went away (drop the idle ones too); a cancelled call
+            # (its client left) only leaves this connection mid-reply.
+            await self._drop(connection, idle_too=isinstance(err, FAILURES))
             raise
         if len(self._idle) < MAX_IDLE:
             self._idle.append(connection)
@@ -179,13 +181,15 @@ class Store:
                     return connection
             except FAILURES:
                 pass
-            await self._drop(connection)
+            await self._drop(connection, idle_too=True)
         made: AbstractConnection = self._factory.make_connection()  # type: ignore[no-untyped-call]
         return made
 
-    async def _drop(self, connection: AbstractConnection) -> None:
-        """Close a failed connection, and every idle one with it."""
-        idle, self._idle = self._idle, []
+    async def _drop(self, connection: AbstractConnection, *, idle_too: bool) -> None:
+        """Close a connection that cannot be reused, and with `idle_too` every idle one."""
+        idle: list[AbstractConnection] = []
+        if idle_too:
+            idle, self._idle = self._idle, []
         for each in (connection, *idle):
             with contextlib.suppress(*FAILURES):
                 await each.disconnect(nowait=True)
