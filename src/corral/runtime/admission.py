@@ -151,10 +151,8 @@ class Admission:
         now = self._wall()
         windows = self._calendar.windows(now)
         keys = self._keys(principal.digest, windows)
-        call = scripts.Call(
+        call = scripts.Call.framed(
             scripts.ADMIT,
-            7,
-            20,
             keys
             + self._admit_limits
             + scripts.bulk(repr(now))
@@ -294,10 +292,8 @@ class Admission:
     def _send_settle(self, keys: bytes, tokens: int, cost: int, *, release: bool) -> None:
         assert self._settlements is not None
         self._settlements.add(
-            scripts.Call(
+            scripts.Call.framed(
                 scripts.SETTLE,
-                7,
-                13,
                 keys
                 + self._settle_limits
                 + scripts.bulk(repr(self._wall()))

@@ -206,10 +206,13 @@ class Bulks:
 
 @dataclass(frozen=True, slots=True)
 class Script:
-    """A script and its SHA-1, by which the store runs it once it has it."""
+    """A script and its SHA-1, by which the store runs it once it has it; `keys` and `args`
+    are how many it takes when that is fixed (see the table above)."""
 
     name: str
     body: bytes
+    keys: int = 0
+    args: int = 0
     sha: bytes = field(init=False)
 
     def __post_init__(self) -> None:
@@ -234,6 +237,11 @@ class Call:
         framed = Bulks.of(*keys, *args)
         return cls(script, len(keys), framed.count, framed.data)
 
+    @classmethod
+    def framed(cls, script: Script, data: bytes) -> Call:
+        """A call of a script with a fixed arity, its keys and arguments framed by the caller."""
+        return cls(script, script.keys, script.keys + script.args, data)
+
     def evalsha(self) -> bytes:
         return b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n%s%s" % (
             self.count + 3,
@@ -243,6 +251,6 @@ class Call:
         )
 
 
-ADMIT = Script("admit", _ADMIT.encode())
-SETTLE = Script("settle", _SETTLE.encode())
+ADMIT = Script("admit", _ADMIT.encode(), keys=7, args=13)
+SETTLE = Script("settle", _SETTLE.encode(), keys=7, args=6)
 REMEMBER = Script("remember", _REMEMBER.encode())

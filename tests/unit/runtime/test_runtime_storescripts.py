@@ -33,3 +33,13 @@ def test_loading_a_script_sends_its_body() -> None:
     assert storescripts.ADMIT.load() == storescripts.command(
         "SCRIPT", "LOAD", storescripts.ADMIT.body
     )
+
+
+def test_a_call_framed_by_its_caller_counts_the_scripts_fixed_arity() -> None:
+    keys = storescripts.Bulks.of(*(f"k{i}" for i in range(7)))
+    args = storescripts.Bulks.of(*range(6))
+
+    call = storescripts.Call.framed(storescripts.SETTLE, keys.data + args.data)
+
+    assert (call.keys, call.count) == (keys.count, keys.count + args.count)
+    assert call.evalsha().startswith(b"*16\r\n$7\r\nEVALSHA\r\n")
