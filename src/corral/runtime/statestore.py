@@ -13,7 +13,7 @@ redis-py's connections do the socket, TLS, the handshake (AUTH, SELECT) and repl
 this module keeps its own small list of idle connections and sends calls framed by
 `storescripts`. redis-py's client and pool cost about 35 us of CPU per call on top of that
 (a lock, a socket poll, observability hooks and a task per write for its timeout; measured
-in bench/RESULTS.md), the larger part of what a shared limit added to a request. A connection
+in bench/PROFILE.md), the larger part of what a shared limit added to a request. A connection
 is checked as redis-py's pool checks it before it is reused, and after a failure every idle
 connection is dropped (they lead to the same server, which just failed).
 
