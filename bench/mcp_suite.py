@@ -27,7 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from bench import figures, procs, stats
 from corral.api.runtimeconfig import McpServerConfig
-from corral.runtime import callchain, mcptools, metrics, tools
+from corral.runtime import callchain, httptools, mcptools, metrics, tools
 from corral.runtime.providers import base
 
 HERE = Path(__file__).resolve().parent
@@ -109,7 +109,7 @@ async def _measure(
         raise procs.BenchError(f"the runtime did not list {name} from {url}")
     inner: list[float] = []
     http = openai.DefaultAioHttpClient()
-    runner = tools.ToolRunner(tools.ToolSet([], {}), http, recorder.tool_call, extra=catalog)
+    runner = tools.ToolRunner(httptools.ToolSet([], {}), http, recorder.tool_call, extra=catalog)
     chain = callchain.Chain(before=(), me="bench/agent", max_depth=3)
     arguments = json.dumps({"order_id": "42"})
 

@@ -7,8 +7,13 @@ first such call creates F and never answers, for killing the server under it),
 `header_digest` (SHA-256 of the request header named by its argument), `trace_parent` (the
 `traceparent` of the call's `_meta`), `big` (a text of `size` characters), `fail` (an
 `isError` result), `slow` (sleeps), `add_tool` (registers `extra_tool` and tells clients
-`tools/list_changed`). With `--require H=V` every request without header H = V is answered
-401. `MCPServerProcess` starts it as a child (hack/childproc) and waits until it accepts
+`tools/list_changed`), `tally` (not read-only: how many times it ran for its key, so a
+resend shows). With `--require H=V` every request without header H = V is answered 401.
+Over streamable HTTP, `POST /forget-sessions` makes the server forget every session it
+knows while their streams stay open, as a server that lost its session table (or a replica
+behind a load balancer that never had it) does: each session's next request is answered
+404 "Session not found" by the SDK itself; the answer is how many were forgotten.
+`MCPServerProcess` starts it as a child (hack/childproc) and waits until it accepts
 connections; tests kill and restart it on the same port. `SilentServers` accept connections
 and never answer. Network I/O on loopback.
 """
@@ -70,6 +75,14 @@ def build(name: str, port: int, hold_file: Path | None = None) -> FastMCP:  # ty
         await asyncio.sleep(seconds)
         return "done"
 
+    tallies: dict[str, int] = {}
+
+    @server.tool()
+    def tally(key: str) -> str:
+        """Count a run for `key`; answers `key: runs so far`."""
+        tallies[key] = tallies.get(key, 0) + 1
+        return f"{key}: {tallies[key]}"
+
     @server.tool()
     async def add_tool(ctx: Context) -> str:  # type: ignore[type-arg]
         """Add `extra_tool` and tell the client its tool list changed."""
@@ -106,11 +119,33 @@ def main(argv: list[str]) -> None:
     import uvicorn
 
     server = build(args.name, args.port, args.hold_file)
-    app = server.sse_app() if args.transport == "sse" else server.streamable_http_app()
+    if args.transport == "sse":
+        app = server.sse_app()
+    else:
+        app = _forgetting(server.streamable_http_app(), server)
     if args.require:
         header, value = args.require.split("=", 1)
         app = _requiring(app, header.lower().encode(), value.encode())
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+def _forgetting(app: Any, server: FastMCP) -> Any:  # type: ignore[type-arg]
+    """`app` plus `POST /forget-sessions` (see the module's docstring). The session table is
+    the SDK's private state: a test double reaches into it so that the 404 comes from the
+    SDK's own request handling, as a real server's would."""
+
+    async def forgetting(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/forget-sessions":
+            known = server.session_manager._server_instances
+            forgotten = len(known)
+            known.clear()
+            body = str(forgotten).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return forgetting
 
 
 def _requiring(app: Any, header: bytes, value: bytes) -> Any:
@@ -138,6 +173,14 @@ class MCPServerProcess:
     def url(self) -> str:
         path = "/sse" if "sse" in self.options else "/mcp"
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def forget_sessions(self) -> int:
+        """Make the server forget its sessions (streamable HTTP); how many it knew."""
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.port}/forget-sessions"
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10) as r:
+            return int(r.read())
 
     def start(self) -> MCPServerProcess:
         from childproc import Child

@@ -315,6 +315,47 @@ def test_the_server_killed_and_restarted_during_500_calls_costs_no_call(
     assert reinitialized >= 3
 
 
+def test_a_session_the_server_forgot_is_opened_again_and_the_call_sent_once(
+    with_mcp: Callable[..., Running], upstream: FakeOpenAI
+) -> None:
+    """The server answers 404 for a session it dropped while the connection stays up (its
+    session table lost, or a replica behind a load balancer that never had it): the call never
+    ran there, so even a tool that is not read-only is sent again, once, on a new session."""
+    tally = mcptools.function_name("orders-mcp", "tally")
+    with MCPServerProcess() as server:
+        agent = with_mcp(server_config(server.url))
+        upstream.enqueue(
+            scripts.tool_calls(scripts.call(tally, {"key": "before"})),
+            scripts.text("counted"),
+            scripts.tool_calls(scripts.call(tally, {"key": "after"})),
+            scripts.text("counted again"),
+        )
+        client = agent.client()
+
+        first = client.chat.completions.create(model=AGENT, messages=USER)
+        forgotten = server.forget_sessions()
+        second = client.chat.completions.create(model=AGENT, messages=USER)
+
+    assert forgotten == 1, "the runtime's one session was the one the server forgot"
+    assert (first.choices[0].message.content, second.choices[0].message.content) == (
+        "counted",
+        "counted again",
+    )
+    results = [r for req in upstream.requests[1::2] for r in tool_messages(req.body)]
+    assert results == ["before: 1", "after: 1"], "sent again on the new session, run once"
+    initialized = {
+        reason: agent.sample(
+            "corral_mcp_session_initializations_total", server="orders-mcp", reason=reason
+        )
+        for reason in ("first", "session_gone", "connection_lost")
+    }
+    assert initialized == {"first": 1, "session_gone": 1, "connection_lost": None}
+    assert (
+        agent.sample("corral_mcp_tool_calls_total", server="orders-mcp", tool="tally", outcome="ok")
+        == 2
+    )
+
+
 def test_function_names_are_deterministic_valid_and_distinct() -> None:
     long_tool = "t" * 80
     names = {

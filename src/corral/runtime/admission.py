@@ -7,38 +7,37 @@ limits and every budget at once; after the turn, `settle` swaps it for the real 
 stream when it ends or breaks). Without a state store the per-replica `RateLimiter` decides
 (no budgets: the API requires a store for them), synchronously, as before. With one, a
 single script per check decides for all replicas: the ticket id makes a retried admit or
-settle count once, and a settle the store cannot take now is retried in the background until
-it lands. While the store is unreachable, `FailClosed` answers 503 and `FailOpen` falls back
-to the per-replica limiter (no budget), with a metric and a log line when it starts and stops.
+settle count once, and settles are sent in the background (`settlements`: batched, retried
+until they land). What every call of the Agent shares (its limits, a caller's keys for the
+current day and month) is framed for the store once, not per request. While the store is
+unreachable, `FailClosed` answers 503 and `FailOpen` falls back to the per-replica limiter (no
+budget), with a metric and a log line when it starts and stops.
 Called by the serving layer; network I/O only through `statestore`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from corral.api.runtimeconfig import RuntimeConfig
-from corral.runtime import budgets, errors, pricing, ratelimit, statestore
+from corral.runtime import budgets, errors, pricing, ratelimit, settlements, statestore
+from corral.runtime import storescripts as scripts
 from corral.runtime.auth import Principal
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-SETTLE_BACKOFF = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 # A ticket outlives the longest request by this much, so that late settles still find it.
 TICKET_GRACE_SECONDS = 120
-# Settles waiting for the store, at most (each holds a few keys): past it, new ones are dropped
-# and logged rather than let an outage grow memory without bound.
-MAX_PENDING_SETTLES = 10_000
-# How long shutdown waits for pending settles before dropping them.
-CLOSE_TIMEOUT_SECONDS = 5.0
+# Callers whose keys are kept framed, at most (then the cache starts again).
+MAX_CALLERS = 4096
 BUDGET_KINDS = {
     "tokens_day": ("tokens", "day"),
     "tokens_month": ("tokens", "month"),
@@ -55,7 +54,7 @@ class Ticket:
     cost: int
     headers: dict[str, str] = field(default_factory=dict)
     local: ratelimit.Reservation | None = None
-    keys: list[str] | None = None  # the store keys charged, the ticket's own key last
+    keys: bytes | None = None  # the store keys charged, framed, the ticket's own key last
     settled: bool = False
 
 
@@ -95,10 +94,40 @@ class Admission:
         self._fail_open = (
             config.state_store is not None and config.state_store.failure_policy == "FailOpen"
         )
-        self._ticket_ttl_ms = int((config.request_timeout_seconds + TICKET_GRACE_SECONDS) * 1000)
         self._shared = store is not None and bool(self._rpm or self._tpm or self._budget.any)
         self._store_down = False
-        self._settling: set[asyncio.Task[None]] = set()
+        self._settlements = settlements.Settlements(store) if store is not None else None
+        # Framed once: the Agent's limits as the scripts take them, and per caller its keys.
+        budget = self._budget
+        ticket_ttl_ms = int((config.request_timeout_seconds + TICKET_GRACE_SECONDS) * 1000)
+        self._admit_limits = scripts.Bulks.of(
+            self._rpm, self._tpm, budget.tokens_day, budget.tokens_month, budget.cost_day,
+            budget.cost_month, ticket_ttl_ms,
+        ).data  # fmt: skip
+        self._settle_limits = scripts.Bulks.of(self._rpm, self._tpm).data
+        self._calendar = budgets.Calendar()
+        self._callers: dict[tuple[str, str, str], tuple[bytes, str]] = {}
+        # Ticket ids: unique across replicas and restarts without a uuid per request.
+        self._ticket_ids = itertools.count()
+        self._ticket_nonce = secrets.token_hex(8)
+        self._rate_headers = [
+            (kind, limit, str(limit), index)
+            for index, (kind, limit) in enumerate((("requests", self._rpm), ("tokens", self._tpm)))
+            if limit
+        ]
+        self._budget_headers = [
+            (name, limit, index, name.split("-")[1] == "day", name.startswith("cost"))
+            for index, (name, limit) in enumerate(
+                (
+                    ("tokens-day", budget.tokens_day),
+                    ("tokens-month", budget.tokens_month),
+                    ("cost-day", budget.cost_day),
+                    ("cost-month", budget.cost_month),
+                ),
+                start=2,
+            )
+            if limit
+        ]
 
     @property
     def limits_tokens(self) -> bool:
@@ -118,30 +147,40 @@ class Admission:
             return Ticket(0, 0)  # a later turn with only a request limit: nothing to take
         if not self._shared:
             return self._admit_local(principal, tokens, cost, request)
-        assert self._store is not None
         self._refuse_oversized(tokens, cost)
         now = self._wall()
-        windows = budgets.windows(now)
-        keys = self._keys(principal, windows)
-        args = [
-            repr(now), self._rpm, self._tpm, int(request), tokens,
-            self._budget.tokens_day, self._budget.tokens_month, cost,
-            self._budget.cost_day, self._budget.cost_month,
-            windows.day.ttl_ms, windows.month.ttl_ms, self._ticket_ttl_ms,
-        ]  # fmt: skip
+        windows = self._calendar.windows(now)
+        keys = self._keys(principal.digest, windows)
+        call = scripts.Call.framed(
+            scripts.ADMIT,
+            keys
+            + self._admit_limits
+            + scripts.bulk(repr(now))
+            + scripts.bulk(int(request))
+            + scripts.bulk(tokens)
+            + scripts.bulk(cost)
+            + scripts.bulk(windows.day.ttl_ms)
+            + scripts.bulk(windows.month.ttl_ms),
+        )
         was_up = not self._store_down
         try:
-            reply = await self._admit_shared(keys, args, again=was_up)
+            reply = await self._admit_shared(call, again=was_up)
         except statestore.Unavailable as err:
             if was_up:
                 # The store went away during this call: the script may have run with its reply
                 # lost, so give back whatever it took. (Once the store is known to be down,
                 # calls fail before sending anything.)
-                self._spawn_settle(keys, 0, 0, release=True)
+                self._send_settle(keys, 0, 0, release=True)
             return self._unavailable(err, principal, tokens, cost, request)
+        except asyncio.CancelledError:
+            # The request was given up (its client left) during the call: the script may
+            # have run, and no one will settle its ticket: give back whatever it took.
+            self._send_settle(keys, 0, 0, release=True)
+            raise
         self._store_reachable()
-        admitted, failing = reply[0] == 1, reply[1].decode()
-        levels = [float(v) for v in reply[2:]]
+        fields = reply.split(b" ")
+        admitted, failing = fields[0] == b"1", fields[1].decode()
+        levels = [float(v) for v in fields[2:]]
         headers = self._headers(levels, windows)
         if not admitted:
             self._refuse(failing.split(","), levels, tokens, request, windows, headers)
@@ -149,7 +188,7 @@ class Admission:
 
     def settle(self, ticket: Ticket, tokens: int, cost: int, *, served: bool = True) -> None:
         """Swap the ticket's reservation for the real usage, once; never raises. A shared
-        ticket is settled by a background task (awaitable through `settled`)."""
+        ticket is settled in the background (awaitable through `settled`)."""
         if ticket.settled:
             return
         ticket.settled = True
@@ -158,22 +197,17 @@ class Admission:
         if ticket.local is not None:
             self._limiter.settle(ticket.local, tokens)
         if ticket.keys is not None:
-            self._spawn_settle(ticket.keys, tokens, cost, release=not served)
+            self._send_settle(ticket.keys, tokens, cost, release=not served)
 
     async def settled(self) -> None:
         """Wait until every settle started so far has landed (or given up)."""
-        while self._settling:
-            await asyncio.gather(*list(self._settling), return_exceptions=True)
+        if self._settlements is not None:
+            await self._settlements.landed()
 
     async def aclose(self) -> None:
         """Wait a little for pending settles (the store may be down), then drop them."""
-        try:
-            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
-                await self.settled()
-        except TimeoutError:
-            log.error("%d settlements could not reach the state store", len(self._settling))
-            for task in list(self._settling):
-                task.cancel()
+        if self._settlements is not None:
+            await self._settlements.aclose()
 
     # -- local ---------------------------------------------------------------------------------
 
@@ -211,49 +245,63 @@ class Admission:
 
     # -- shared --------------------------------------------------------------------------------
 
-    async def _admit_shared(self, keys: list[str], args: list[object], *, again: bool) -> list[Any]:
+    async def _admit_shared(self, call: scripts.Call, *, again: bool) -> bytes:
+        """The admit's reply, with the settles queued since the last admit sent ahead of it in
+        the same round trip (only while the store is up)."""
         assert self._store is not None
+        assert self._settlements is not None
+        carried = self._settlements.carry() if again else []
+        landed = False
         try:
-            return await self._store.admit(keys, args)
+            replies = await self._store.run_all([*carried, call])
+            landed = True
         except statestore.Unavailable:
             if not again:
                 raise
+            self._settlements.carried(carried, landed=False)
+            carried = []
             # Once more at once: a reply lost to a dropped connection is answered again from
             # the ticket, without taking anything twice. A down store fails fast again.
-            return await self._store.admit(keys, args)
+            replies = await self._store.run_all([call])
+        finally:
+            self._settlements.carried(carried, landed=landed)
+        reply: bytes = replies[-1]
+        return reply
 
-    def _keys(self, principal: Principal, windows: budgets.Windows) -> list[str]:
+    def _keys(self, digest: str, windows: budgets.Windows) -> bytes:
+        """The keys one admit charges, framed: the caller's counters (framed once per caller,
+        day and month) and a new ticket."""
         assert self._store is not None
-        prefix = self._store.caller(principal.digest)
         day, month = windows.day.id, windows.month.id
-        return [
-            f"{prefix}rpm", f"{prefix}tpm", f"{prefix}td:{day}", f"{prefix}tm:{month}",
-            f"{prefix}cd:{day}", f"{prefix}cm:{month}", f"{prefix}r:{uuid.uuid4().hex}",
-        ]  # fmt: skip
+        known = self._callers.get((digest, day, month))
+        if known is None:
+            if len(self._callers) >= MAX_CALLERS:
+                self._callers.clear()
+            prefix = self._store.caller(digest)
+            counters = scripts.Bulks.of(
+                f"{prefix}rpm", f"{prefix}tpm", f"{prefix}td:{day}", f"{prefix}tm:{month}",
+                f"{prefix}cd:{day}", f"{prefix}cm:{month}",
+            )  # fmt: skip
+            known = self._callers[(digest, day, month)] = (
+                counters.data,
+                f"{prefix}r:{self._ticket_nonce}.",
+            )
+        counters_data, ticket = known
+        return counters_data + scripts.bulk(f"{ticket}{next(self._ticket_ids):x}")
 
-    def _spawn_settle(self, keys: list[str], tokens: int, cost: int, *, release: bool) -> None:
-        if len(self._settling) >= MAX_PENDING_SETTLES:
-            log.error("too many settlements wait for the state store; one was dropped")
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._settle_until_done(keys, tokens, cost, release)
+    def _send_settle(self, keys: bytes, tokens: int, cost: int, *, release: bool) -> None:
+        assert self._settlements is not None
+        self._settlements.add(
+            scripts.Call.framed(
+                scripts.SETTLE,
+                keys
+                + self._settle_limits
+                + scripts.bulk(repr(self._wall()))
+                + scripts.bulk(tokens)
+                + scripts.bulk(cost)
+                + scripts.bulk(int(release)),
+            )
         )
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-
-    async def _settle_until_done(
-        self, keys: list[str], tokens: int, cost: int, release: bool
-    ) -> None:
-        assert self._store is not None
-        args = [repr(self._wall()), self._rpm, self._tpm, tokens, cost, int(release)]
-        for delay in (*SETTLE_BACKOFF, *([SETTLE_BACKOFF[-1]] * 60)):
-            try:
-                await self._store.settle(keys, args)
-            except statestore.Unavailable:
-                await asyncio.sleep(delay)
-                continue
-            return
-        log.error("a settlement could not reach the state store and was dropped")
 
     def _refuse_oversized(self, tokens: int, cost: int) -> None:
         limits = (
@@ -312,30 +360,18 @@ class Admission:
 
     def _headers(self, levels: list[float], windows: budgets.Windows) -> dict[str, str]:
         headers: dict[str, str] = {}
-        for kind, limit, level in (
-            ("requests", self._rpm, levels[0]),
-            ("tokens", self._tpm, levels[1]),
-        ):
-            if not limit:
-                continue
-            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+        for kind, limit, limit_text, index in self._rate_headers:
+            level = levels[index]
+            headers[f"x-ratelimit-limit-{kind}"] = limit_text
             headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, math.floor(level)))
             headers[f"x-ratelimit-reset-{kind}"] = ratelimit.duration(
                 max(0.0, (limit - level) / (limit / 60))
             )
-        budget = self._budget
-        for name, limit, spent, window in (
-            ("tokens-day", budget.tokens_day, levels[2], windows.day),
-            ("tokens-month", budget.tokens_month, levels[3], windows.month),
-            ("cost-day", budget.cost_day, levels[4], windows.day),
-            ("cost-month", budget.cost_month, levels[5], windows.month),
-        ):
-            if not limit:
-                continue
-            left = max(0, int(limit - spent))
-            value = pricing.usd(left) if name.startswith("cost") else str(left)
-            headers[f"x-corral-budget-remaining-{name}"] = value
-            headers[f"x-corral-budget-reset-{name.split('-')[1]}"] = ratelimit.duration(
+        for name, limit, index, daily, cost in self._budget_headers:
+            left = max(0, int(limit - levels[index]))
+            headers[f"x-corral-budget-remaining-{name}"] = pricing.usd(left) if cost else str(left)
+            window = windows.day if daily else windows.month
+            headers[f"x-corral-budget-reset-{'day' if daily else 'month'}"] = ratelimit.duration(
                 window.reset_seconds
             )
         return headers

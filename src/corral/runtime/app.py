@@ -30,6 +30,7 @@ from corral.runtime import (
     admission,
     agentloop,
     errors,
+    httptools,
     mcptools,
     memory,
     metrics,
@@ -91,7 +92,7 @@ def create_app(
         recorder.circuit(endpoint.provider, endpoint.name, "closed")
     drain = shutdown.Drain()
     authenticator = Authenticator.from_config(config.auth, env)
-    toolset = tools.ToolSet(config.tools, env, config.namespace)
+    toolset = httptools.ToolSet(config.tools, env, config.namespace)
     redact = redaction.Redactor(redaction.secrets_of(config, env))
     traces = tracing.Tracing.from_env(env, config.agent, config.namespace)
     mcp = mcptools.McpTools(

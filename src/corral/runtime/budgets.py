@@ -3,7 +3,8 @@
 A budget counter lives under its window's id (`20261231`, `202612`), so a new day or month
 starts from zero without anyone resetting anything, and the old counter expires in the store
 a little after its window ends (late settlements of requests that straddled midnight still
-find it). Used by admission; the wall clock is injected (seconds since the epoch). No I/O.
+find it). Used by admission, through a `Calendar` that works the ids out once a day; the wall
+clock is injected (seconds since the epoch). No I/O.
 """
 
 from __future__ import annotations
@@ -37,17 +38,54 @@ class Windows:
 
 def windows(now: float) -> Windows:
     """The day and month containing `now` (UTC)."""
-    moment = dt.datetime.fromtimestamp(now, dt.UTC)
-    midnight = dt.datetime(moment.year, moment.month, moment.day, tzinfo=dt.UTC)
-    next_day = midnight + dt.timedelta(days=1)
-    if moment.month == 12:
-        next_month = dt.datetime(moment.year + 1, 1, 1, tzinfo=dt.UTC)
-    else:
-        next_month = dt.datetime(moment.year, moment.month + 1, 1, tzinfo=dt.UTC)
-    return Windows(
-        day=Window(moment.strftime("%Y%m%d"), (next_day - moment).total_seconds()),
-        month=Window(moment.strftime("%Y%m"), (next_month - moment).total_seconds()),
-    )
+    return _Days.of(now).windows(now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Days:
+    """The day containing a moment, and the month around it: ids and bounds (epoch seconds)."""
+
+    start: float
+    end: float
+    month_end: float
+    day_id: str
+    month_id: str
+
+    @classmethod
+    def of(cls, now: float) -> _Days:
+        moment = dt.datetime.fromtimestamp(now, dt.UTC)
+        midnight = dt.datetime(moment.year, moment.month, moment.day, tzinfo=dt.UTC)
+        if moment.month == 12:
+            next_month = dt.datetime(moment.year + 1, 1, 1, tzinfo=dt.UTC)
+        else:
+            next_month = dt.datetime(moment.year, moment.month + 1, 1, tzinfo=dt.UTC)
+        return cls(
+            start=midnight.timestamp(),
+            end=(midnight + dt.timedelta(days=1)).timestamp(),
+            month_end=next_month.timestamp(),
+            day_id=moment.strftime("%Y%m%d"),
+            month_id=moment.strftime("%Y%m"),
+        )
+
+    def windows(self, now: float) -> Windows:
+        return Windows(
+            day=Window(self.day_id, self.end - now),
+            month=Window(self.month_id, self.month_end - now),
+        )
+
+
+class Calendar:
+    """`windows` for a clock that moves forward (or back) a little between calls: the current
+    day's ids and bounds are worked out once a day, not once a request."""
+
+    def __init__(self) -> None:
+        self._days: _Days | None = None
+
+    def windows(self, now: float) -> Windows:
+        days = self._days
+        if days is None or not days.start <= now < days.end:
+            days = self._days = _Days.of(now)
+        return days.windows(now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ target already in the chain (a cycle: A -> B -> A) or one that would make the ch
 `maxCallDepth`; the refusal is a tool error the model reads. A runtime receiving a chain that
 already names it, or that is already as long as its own limit allows, refuses the request with
 a 400 (`call_depth_exceeded` / `call_cycle`), so a caller that ignores the rule is stopped too.
-Pure; no I/O. Used by the routes (incoming header) and by `tools.AgentTarget` (outgoing).
+Pure; no I/O. Used by the routes (incoming header) and by `httptools.AgentTarget` (outgoing).
 """
 
 from __future__ import annotations

@@ -126,8 +126,8 @@ class Metrics:
         )  # fmt: skip
         self.store_duration = Histogram(
             "corral_state_store_duration_seconds",
-            "Round trips to the shared state store, by operation (admit, settle, history,"
-            " remember).",
+            "Round trips to the shared state store, by operation (admit, with the settles it"
+            " carries; settle, the settles no admit carried; history; remember).",
             ["operation"],
             buckets=STORE_BUCKETS,
             registry=r,

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from corral.api.agents import MemorySpec
-from corral.runtime import errors, memory, statestore, tokens
+from corral.runtime import errors, memory, statestore, storescripts, tokens
 from corral.runtime.auth import Principal
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class SharedSessions:
         self, principal: Principal, session_id: str, messages: Sequence[dict[str, Any]]
     ) -> None:
         spec = self._spec
-        args: list[Any] = [
+        args: list[storescripts.Value] = [
             int(self._wall() * 1000), spec.ttl_seconds * 1000, spec.max_messages,
             spec.max_tokens, spec.max_sessions, f"{principal.digest}:s:{session_id}",
             self._store.prefix,
@@ -86,7 +86,8 @@ class SharedSessions:
         for message in messages:
             args += [tokens.estimate_stored(message), message["role"], json.dumps(message)]
         try:
-            await self._store.remember([self._key(principal, session_id), self._index], args)
+            keys: list[storescripts.Value] = [self._key(principal, session_id), self._index]
+            await self._store.run(storescripts.Call.of(storescripts.REMEMBER, keys, args))
         except statestore.Unavailable as err:
             if self._fallback is not None:
                 self._fallback.append(principal.id, session_id, messages)

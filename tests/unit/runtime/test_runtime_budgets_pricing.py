@@ -61,3 +61,19 @@ def test_a_call_is_priced_by_the_model_that_answered_and_reserved_at_the_dearest
     assert prices.cost("openai", "unknown", Usage(10, 10)) == 0
     assert prices.bound(1000, 100) == 1000 * 1250 + 100 * 10_000
     assert pricing.usd(750_000_000) == "0.750000"
+
+
+def test_the_calendar_gives_the_windows_of_each_moment_across_day_and_month_ends() -> None:
+    calendar = budgets.Calendar()
+    moments = [
+        at("2026-12-31T23:59:59+00:00"),
+        at("2026-12-31T23:59:59.999+00:00"),
+        at("2027-01-01T00:00:00+00:00"),  # a new day, month and year
+        at("2027-01-01T00:00:00.5+00:00"),
+        at("2026-12-31T23:59:58+00:00"),  # a clock stepped back
+        at("2027-01-31T12:00:00+00:00"),
+        at("2027-02-01T00:00:00+00:00"),
+    ]
+
+    for moment in moments:
+        assert calendar.windows(moment) == budgets.windows(moment), moment

@@ -8,7 +8,7 @@ import httpx2
 import pytest
 
 from corral.api.runtimeconfig import HttpCall, RuntimeTool
-from corral.runtime import callchain, tools
+from corral.runtime import callchain, httptools, tools
 from corral.runtime.providers import base
 
 SCHEMA = {
@@ -18,13 +18,13 @@ SCHEMA = {
 }
 
 
-def target(url: str, **http: Any) -> tools.HttpTarget:
-    return tools.HttpTarget("t", HttpCall(url=url, **http), {})
+def target(url: str, **http: Any) -> httptools.HttpTarget:
+    return httptools.HttpTarget("t", HttpCall(url=url, **http), {})
 
 
 def runner(*specs: RuntimeTool, record: list[tuple[str, str]] | None = None) -> tools.ToolRunner:
     seen = record if record is not None else []
-    toolset = tools.ToolSet(list(specs), {})
+    toolset = httptools.ToolSet(list(specs), {})
     # No request in these tests reaches the network: validation refuses them first.
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(lambda r: httpx2.Response(599)))
     return tools.ToolRunner(toolset, client, lambda name, outcome, s: seen.append((name, outcome)))
@@ -77,11 +77,13 @@ def test_a_placeholder_in_the_host_is_a_config_error() -> None:
 
 def test_a_header_secret_missing_from_the_environment_is_a_config_error() -> None:
     with pytest.raises(tools.ToolConfigError, match=r"\$TOKEN"):
-        tools.HttpTarget("t", HttpCall(url="http://h/", header_envs={"authorization": "TOKEN"}), {})
+        httptools.HttpTarget(
+            "t", HttpCall(url="http://h/", header_envs={"authorization": "TOKEN"}), {}
+        )
 
 
 def test_the_toolset_offers_openai_function_definitions() -> None:
-    (definition,) = tools.ToolSet([spec()], {}).definitions
+    (definition,) = httptools.ToolSet([spec()], {}).definitions
 
     assert definition == {
         "type": "function",
