@@ -91,6 +91,8 @@ class Watch:
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 30.0
     synced: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    version: str | None = None
+    """The resourceVersion the next watch starts from; None: list first."""
 
     @property
     def url(self) -> str:
@@ -99,18 +101,17 @@ class Watch:
 
     async def run(self) -> None:
         """List, then watch, until cancelled."""
-        version: str | None = None
         failures = 0
         while True:
             try:
-                if version is None:
-                    version = await self._list()
+                if self.version is None:
+                    self.version = await self._list()
                     self.synced.set()
-                version = await self._watch(version)
+                await self._watch()
                 failures = 0
             except kube.Gone:
                 log.info("%s: watch expired, listing again", self.url)
-                version = None
+                self.version = None
             except Exception as err:  # the API server went away, or a bug: never fatal
                 if not isinstance(err, errors.OperatorError):
                     log.exception("%s: watch failed", self.url)
@@ -147,30 +148,33 @@ class Watch:
                 self.seen(self.kind.kind, "DELETED", gone)
         return version
 
-    async def _watch(self, version: str) -> str:
-        """Apply the watch's events from `version` until the server ends the stream; the last
-        resourceVersion seen."""
+    async def _watch(self) -> None:
+        """Apply the watch's events from `version` until the server ends the stream, keeping
+        `version` at the last one seen (where a broken stream resumes)."""
         query = {
             "labelSelector": SELECTOR,
-            "resourceVersion": version,
+            "resourceVersion": str(self.version),
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(self.server_timeout),
         }
         async for event in self.client.watch(self.url, query, self.client_timeout):
             body = event.get("object") or {}
-            version = str((body.get("metadata") or {}).get("resourceVersion") or version)
+            seen_version = (body.get("metadata") or {}).get("resourceVersion")
             event_type = str(event.get("type"))
-            if event_type == "BOOKMARK":
-                continue
-            body = {"apiVersion": self.kind.api_version, "kind": self.kind.kind, **body}
-            if not self.accept(indexing.identity(body)[0]):
-                continue
-            if event_type == "DELETED":
-                self.cache.drop(*indexing.identity(body))
-                self.seen(self.kind.kind, event_type, body)
-            else:
-                self._put(event_type, body)
-        return version
+            if event_type != "BOOKMARK":
+                self._apply(event_type, body)
+            if seen_version:
+                self.version = str(seen_version)
+
+    def _apply(self, event_type: str, body: Mapping[str, Any]) -> None:
+        body = {"apiVersion": self.kind.api_version, "kind": self.kind.kind, **body}
+        if not self.accept(indexing.identity(body)[0]):
+            return
+        if event_type == "DELETED":
+            self.cache.drop(*indexing.identity(body))
+            self.seen(self.kind.kind, event_type, body)
+        else:
+            self._put(event_type, body)
 
     def _put(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         namespace, name = indexing.identity(body)
