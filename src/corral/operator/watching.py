@@ -89,7 +89,8 @@ class Watch:
     client_timeout: float
     accept: Callable[[str], bool] = lambda namespace: True
     retry_base_seconds: float = 1.0
-    retry_max_seconds: float = 30.0
+    retry_max_seconds: float = 8.0
+    """Kept short: a watch broken by an API server restart resumes soon after it is back."""
     synced: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     version: str | None = None
     """The resourceVersion the next watch starts from; None: list first."""
