@@ -1,12 +1,13 @@
 """Kopf handlers: thin wiring from Kopf's watches to `indexing` and `scheduling`.
 
 Importing this module registers the handlers on Kopf's default registry; `main.run` does that.
-Indexes keep the observed state (the watch cache); event handlers only tell the `Scheduler`
-what they saw and return at once. No handler writes, raises for Kopf to retry, or stores
+Indexes keep the observed state of the Agents and what they reference (the watch cache; the
+children have their own, `watching`); event handlers only tell the `Scheduler` what they saw
+and return at once. No handler writes, raises for Kopf to retry, or stores
 anything on the objects: no finalizers (owner references delete the children, so deleting an
 Agent never waits for the operator), no progress or diff-base annotations. A Secret's values
 are reduced to digests here and in its index function; they go no further. The referenced
-kinds come from `indexing.REFERENCED`, the child kinds from `kinds.CHILDREN`.
+kinds come from `indexing.REFERENCED`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import kopf
 
 from corral.api import groups
-from corral.operator import hashing, indexing, kinds, naming, starting
+from corral.operator import hashing, indexing, starting
 from corral.operator.scheduling import Scheduler
 
 AGENTS = (groups.GROUP, groups.VERSION, groups.PLURALS[groups.AGENT])
@@ -94,19 +95,5 @@ def _watch_referenced(referenced: indexing.ReferencedKind) -> None:
         _scheduler(memo).referenced_seen(referenced.kind, type, body)
 
 
-def _watch_child(child: kinds.ChildKind) -> None:
-    @kopf.index(*child.resource, labels=naming.MANAGED_SELECTOR, id=indexing.index_name(child.kind))
-    def child_index(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any]]:
-        return indexing.child_by_agent(body)
-
-    @kopf.on.event(
-        *child.resource, labels=naming.MANAGED_SELECTOR, id=f"{child.kind.lower()}_event"
-    )
-    async def child_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        _scheduler(memo).child_seen(child.kind, type, body)
-
-
 for _referenced in indexing.REFERENCED:
     _watch_referenced(_referenced)
-for _child in kinds.CHILDREN:
-    _watch_child(_child)

@@ -2,10 +2,12 @@
 
 `handlers` registers the functions below with `@kopf.index`; Kopf keeps the resulting indexes
 current from its watch streams, updates an object's entries before any handler sees the event
-that changed them, and starts no handler before every index holds its first listing. So the
+that changed them, and starts no handler before every index holds its first listing. Each
+child kind of `kinds.CHILDREN` is kept under its Agent by `watching`'s lean caches instead
+(`child_by_agent`, the same shape), which the scheduler waits for in the same way. So the
 operator reads nothing from the API server: Agents, Personas and Tools by name, Secrets as
-digests of their keys (values go no further than `secret_digests`), and each child kind of
-`kinds.CHILDREN` under its Agent. Bodies are kept without `managedFields` (`trim`).
+digests of their keys (values go no further than `secret_digests`), and the children.
+Bodies are kept without `managedFields` (`trim`).
 `dependents` answers "which Agents must be re-reconciled because this Persona/Tool/Secret/Agent
 changed?"; `Indexes` is also the `resolving.Reader` of the running operator.
 """
@@ -16,7 +18,7 @@ import dataclasses
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from corral.api import groups
 from corral.api.mcpservers import MCPServerSpec
@@ -74,11 +76,6 @@ MCPServer's status is its discovery's (`mcpservers`), not `referenced`'s."""
 BY_REFERENCED: Final = {referenced.kind: referenced for referenced in REFERENCED}
 
 
-def index_name(kind: str) -> str:
-    """The name of the Kopf index holding the children of `kind` (`child_deployment`)."""
-    return f"child_{kind.lower()}"
-
-
 def trim(body: Mapping[str, Any]) -> dict[str, Any]:
     """What the operator keeps of an object: no managedFields (the bulk of most objects)."""
     meta = body.get("metadata") or {}
@@ -120,8 +117,8 @@ def named_by(referenced: ReferencedKind, body: Mapping[str, Any]) -> dict[Key, s
     if referenced.references is None:
         return {}
     try:
-        spec = referenced.spec.model_validate(body.get("spec") or {})
-    except ValidationError:
+        spec = resolving.parse_spec(referenced.spec, body, f"{referenced.kind} {name!r}")
+    except errors.InvalidSpec:
         return {}
     return {(ref.kind, namespace, ref.name): name for ref in referenced.references(spec)}
 
@@ -185,7 +182,6 @@ INDEXES: tuple[str, ...] = (
     "secrets",
     *(referenced.index for referenced in REFERENCED),
     *(r.by_reference_index for r in REFERENCED if r.references is not None),
-    *(index_name(child.kind) for child in kinds.CHILDREN),
 )
 """Every Kopf index the operator registers (`handlers`), by name."""
 
@@ -203,11 +199,12 @@ class Indexes:
     named_by: Mapping[str, ReferenceIndex]
     """Referenced kind -> its objects' names under what they name (`named_by`)."""
     children: Mapping[str, BodyIndex]
-    """Child kind -> its index, keyed by (namespace, Agent name)."""
+    """Child kind -> its cache, keyed by (namespace, Agent name) (`watching`)."""
 
     @classmethod
-    def of(cls, indices: Mapping[str, Any]) -> Indexes:
-        """The operator's indexes out of Kopf's handler kwargs (or any mapping of them)."""
+    def of(cls, indices: Mapping[str, Any], children: Mapping[str, BodyIndex]) -> Indexes:
+        """The operator's indexes out of Kopf's handler kwargs (or any mapping of them), with
+        the children's caches."""
         return cls(
             agents=indices["agents"],
             agents_by_reference=indices["agents_by_reference"],
@@ -215,7 +212,7 @@ class Indexes:
             secrets=indices["secrets"],
             referenced={r.kind: indices[r.index] for r in REFERENCED},
             named_by={r.kind: indices[r.by_reference_index] for r in REFERENCED if r.references},
-            children={c.kind: indices[index_name(c.kind)] for c in kinds.CHILDREN},
+            children={c.kind: children[c.kind] for c in kinds.CHILDREN},
         )
 
     def referrers(self, kind: str, namespace: str, name: str) -> list[tuple[str, str]]:

@@ -1,11 +1,12 @@
-"""A small JSON writer for the Kubernetes API on top of kubernetes-asyncio.
+"""A small JSON client for the Kubernetes API on top of kubernetes-asyncio.
 
-Does I/O. Created once at operator startup (`connect`) and shared. It only writes: the
-operator reads everything from Kopf's watch caches (`indexing`). Writes are server-side apply
-(field manager `corral`), JSON merge patches of `/status`, deletes and Event creation; each
-returns what the API server answered, so the caller knows the resourceVersion of its own
-write. Only `applying`, `reconciling`, `referenced` and `posting` call them. API failures
-become the domain errors of `errors`.
+Does I/O. Created once at operator startup (`connect`) and shared. Reconciles only write
+through it: they read everything from the watch caches (`indexing`); the one cache Kopf does
+not keep, the children's, is filled by `list_page` and `watch` (`watching`). Writes are
+server-side apply (field manager `corral`), JSON merge patches of `/status`, deletes and Event
+creation; each returns what the API server answered, so the caller knows the resourceVersion
+of its own write. Only `applying`, `reconciling`, `referenced` and `posting` call them. API
+failures become the domain errors of `errors`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -99,6 +100,44 @@ class Kube:
         self._count(kind, "create")
         await self._call("POST", url, body=obj)
 
+    async def list_page(self, url: str, query: Mapping[str, str]) -> dict[str, Any]:
+        """One page of a collection (`limit`, `continue`): the watch cache's listing."""
+        return await self._call("GET", url, query=query)
+
+    async def watch(
+        self, url: str, query: Mapping[str, str], read_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of a watch of the collection at `url` (`query` holds its
+        resourceVersion), parsed, until the API server ends it. `Gone` when that
+        resourceVersion is too old (the caller lists again)."""
+        try:
+            response = await self.api.call_api(
+                url,
+                "GET",
+                query_params=[("watch", "true"), *query.items()],
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=aiohttp.ClientTimeout(
+                    total=None, connect=self.connect_timeout, sock_read=read_timeout
+                ),
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise errors.ApiUnavailable(f"WATCH {url}: {type(exc).__name__}: {exc}") from exc
+        async with response:
+            if response.status != 200:
+                text = await response.text()
+                raise _status_error("WATCH", url, response.status, _message(text, response.reason))
+            pending = b""
+            try:
+                async for chunk in response.content.iter_any():
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield _event(url, json.loads(line))
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise errors.ApiUnavailable(f"WATCH {url}: {type(exc).__name__}: {exc}") from exc
+
     async def close(self) -> None:
         await self.api.close()
 
@@ -141,24 +180,44 @@ class NotFound(errors.OperatorError):
     reason = "NotFound"
 
 
+class Gone(errors.OperatorError):
+    """410: a watch's resourceVersion is older than the API server keeps: list again."""
+
+    reason = "Gone"
+
+
+def _event(url: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A watch event, or the error the API server reported in the stream instead."""
+    if event.get("type") == "ERROR":
+        status = event.get("object") or {}
+        code = int(status.get("code") or 500)
+        raise _status_error("WATCH", url, code, str(status.get("message", "")))
+    return event
+
+
 def _api_error(method: str, url: str, exc: ApiException) -> errors.OperatorError:
-    message = _status_message(exc)
-    where = f"{method} {url}: {exc.status} {message}"
-    if exc.status == 404:
+    return _status_error(method, url, int(exc.status or 0), _message(exc.body, exc.reason))
+
+
+def _status_error(method: str, url: str, status: int, message: str) -> errors.OperatorError:
+    where = f"{method} {url}: {status} {message}"
+    if status == 404:
         return NotFound(where)
-    if exc.status == 409:
+    if status == 409:
         return errors.ApiConflict(where)
-    if exc.status in (400, 422):
+    if status == 410:
+        return Gone(where)
+    if status in (400, 422):
         # The API server rejected what we rendered from the Agent: only a spec change helps.
         return errors.InvalidSpec(f"the API server rejected {url.rsplit('/', 2)[-2]}: {message}")
     return errors.ApiUnavailable(where)
 
 
-def _status_message(exc: ApiException) -> str:
+def _message(body: Any, reason: Any) -> str:
     try:
-        return str(json.loads(exc.body or b"{}").get("message", exc.reason))
+        return str(json.loads(body or b"{}").get("message", reason))
     except (TypeError, ValueError, AttributeError):
-        return str(exc.reason)
+        return str(reason)
 
 
 async def connect(request_timeout: float, connect_timeout: float) -> Kube:

@@ -39,7 +39,12 @@ def run(
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=f"http://{config.listen_host}:{liveness_port}/healthz",
-        memo=kopf.Memo(settings=config, metrics=registry_metrics, exact=exact_names(namespaces)),
+        memo=kopf.Memo(
+            settings=config,
+            metrics=registry_metrics,
+            namespaces=list(namespaces),
+            exact=exact_names(namespaces),
+        ),
     )
     return 0
 

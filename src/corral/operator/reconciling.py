@@ -296,10 +296,14 @@ class Reconciler:
         meta = body.get("metadata") or {}
         events: list[tuple[posting.EventType, str, str]] = []
         change = applying.change_event(applied) if applied is not None else None
-        if change is not None:
+        # A new Agent's first rollout is its status's to tell (RollingOut, then Available, each
+        # with its lastTransitionTime): no Event, one request per Agent saved. Later creations
+        # (a child deleted by hand), changes, reverts and every failure are posted.
+        first = not previous.get("conditions")
+        if change is not None and not (first and change[0] == "Created"):
             events.append(("Normal", *change))
         transition = statuses.transition_event(previous, status)
-        if transition is not None and not (change and transition[1] == "RollingOut"):
+        if transition is not None and not ((change or first) and transition[1] == "RollingOut"):
             events.append(transition)
         for type_, reason, message in events:
             log.info(

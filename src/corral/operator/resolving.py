@@ -5,13 +5,17 @@ Reads only, through a `Reader` (the API server in the operator, manifest files i
 Raises `errors.MissingReference` when referenced objects do not exist (yet) and
 `errors.InvalidSpec` for combinations the CRD schema cannot reject. Secret values never reach
 this module: the reader hands back a digest of each referenced key, for the pod-template hash.
+Specs are parsed once per content (`parse_spec`): a Tool used by hundreds of Agents, or an
+Agent indexed and then resumed after a restart, is validated once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -23,6 +27,9 @@ from corral.api.tools import ToolSpec
 from corral.operator import errors, naming
 
 M = TypeVar("M", bound=BaseModel)
+SPECS_KEPT: Final = 4096
+"""Parsed specs kept (the oldest go first): a few per Agent, Persona and Tool of a large fleet."""
+_specs: dict[tuple[type[BaseModel], bytes], BaseModel] = {}
 
 
 class Reader(Protocol):
@@ -86,7 +93,7 @@ class Resolved:
 def parse_agent(body: Mapping[str, Any]) -> AgentObject:
     """Parse an Agent object; a spec the models reject raises InvalidSpec naming the fields."""
     meta = ObjectMeta.model_validate(body.get("metadata") or {})
-    spec = _parse(AgentSpec, body.get("spec") or {}, f"Agent {meta.name!r}")
+    spec = parse_spec(AgentSpec, body, f"Agent {meta.name!r}")
     return AgentObject(
         name=meta.name,
         namespace=meta.namespace or "default",
@@ -164,7 +171,7 @@ async def _persona(
     if body is None:
         missing.append(errors.Reference("Persona", ref.name))
         return None
-    return _parse(PersonaSpec, body.get("spec") or {}, f"Persona {ref.name!r}")
+    return parse_spec(PersonaSpec, body, f"Persona {ref.name!r}")
 
 
 async def _tools(
@@ -176,7 +183,7 @@ async def _tools(
         if body is None:
             missing.append(errors.Reference("Tool", ref.name))
             continue
-        spec = _parse(ToolSpec, body.get("spec") or {}, f"Tool {ref.name!r}")
+        spec = parse_spec(ToolSpec, body, f"Tool {ref.name!r}")
         function = naming.function_name(ref.name)
         if function is None:
             raise errors.InvalidSpec(
@@ -207,7 +214,7 @@ async def _mcp_servers(
         if body is None:
             missing.append(errors.Reference("MCPServer", ref.name))
             continue
-        spec = _parse(MCPServerSpec, body.get("spec") or {}, f"MCPServer {ref.name!r}")
+        spec = parse_spec(MCPServerSpec, body, f"MCPServer {ref.name!r}")
         allowed = tuple(ref.tools) if ref.tools is not None else None
         listed = (body.get("status") or {}).get("tools")
         if allowed is not None and listed is not None:
@@ -232,6 +239,24 @@ def _tool_secrets(spec: ToolSpec) -> list[SecretKeySelector]:
     if spec.http is None:
         return []
     return [header.secret_key_ref for header in spec.http.headers_from or []]
+
+
+def parse_spec(model: type[M], body: Mapping[str, Any], what: str) -> M:
+    """The object's spec validated by `model` (InvalidSpec naming the fields otherwise), parsed
+    once per content: a digest of the spec's JSON costs a few microseconds, validating it (a
+    Tool's JSON Schema above all) milliseconds. Callers must not change the model."""
+    data = body.get("spec") or {}
+    try:
+        text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    except (TypeError, ValueError):
+        return _parse(model, data, what)  # not JSON: let the model say what is wrong
+    key = (model, hashlib.blake2b(text, digest_size=16).digest())
+    found = _specs.get(key)
+    if found is None:
+        found = _specs[key] = _parse(model, data, what)
+        if len(_specs) > SPECS_KEPT:
+            del _specs[next(iter(_specs))]
+    return cast(M, found)
 
 
 def _parse(model: type[M], data: Mapping[str, Any], what: str) -> M:

@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from corral.api import groups
@@ -39,6 +39,9 @@ class Scheduler:
     reconciler: Reconciler
     indexes: indexing.Indexes
     discoveries: mcpservers.Discoveries | None = None
+    observed: Callable[[], Awaitable[None]] | None = None
+    """Awaited before the first run: returns once the children's caches hold their first
+    listing (`watching`), so no run takes a child not listed yet for a missing one."""
     clock: Callable[[], float] = time.monotonic
     records: dict[queueing.Key, queueing.Record] = dataclasses.field(default_factory=dict)
     queue: queueing.Queue = dataclasses.field(init=False)
@@ -131,6 +134,8 @@ class Scheduler:
     async def lead(self) -> None:
         """Run the due work and the MCPServers' discovery until cancelled (while this process
         leads)."""
+        if self.observed is not None:
+            await self.observed()
         workers = [
             asyncio.create_task(self._worker(), name=f"corral-worker-{i}")
             for i in range(self.settings.workers)

@@ -1,11 +1,12 @@
-"""Start and stop the running operator: Kopf's settings, the scheduler, leading.
+"""Start and stop the running operator: Kopf's settings, the watch caches, the scheduler, leading.
 
-Does I/O (connects the API client, starts the scheduler's task). Kopf's startup handler (in
-`handlers`) calls `start` once: it configures Kopf, builds the `Scheduler` over Kopf's indexes
-(with the MCPServers' `mcpservers.Discoveries`) and puts it into Kopf's memo, where every
-handler finds it; then the scheduler leads (reconciles and discovers) at once, or, with
-`--peering NAME`, whenever this process holds the Lease of that name (`electing`). `stop`
-(Kopf's cleanup) cancels it and closes the client.
+Does I/O (connects the API client, starts the children's watches and the scheduler's task).
+Kopf's startup handler (in `handlers`) calls `start` once: it configures Kopf, builds the
+`Scheduler` over Kopf's indexes and the children's caches (`watching`, filled by their own
+watches in every replica), with the MCPServers' `mcpservers.Discoveries`, and puts it into
+Kopf's memo, where every handler finds it; then the scheduler leads (reconciles and discovers)
+at once, or, with `--peering NAME`, whenever this process holds the Lease of that name
+(`electing`). `stop` (Kopf's cleanup) cancels them and closes the client.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
+from kopf._cogs.structs import references as kopf_references
 
 from corral.api import groups
 from corral.operator import (
@@ -28,6 +30,7 @@ from corral.operator import (
     metrics,
     naming,
     settings,
+    watching,
 )
 from corral.operator.reconciling import Reconciler
 from corral.operator.scheduling import Scheduler
@@ -56,10 +59,6 @@ def configure(
     kopf_settings.watching.connect_timeout = config.connect_timeout
     kopf_settings.networking.request_timeout = config.request_timeout
     kopf_settings.networking.connect_timeout = config.connect_timeout
-    # The API server filters the children's watches to the operator's own objects.
-    selector = ",".join(f"{k}={v}" for k, v in naming.MANAGED_SELECTOR.items())
-    for child in kinds.CHILDREN:
-        kopf_settings.watching.label_selectors[child.resource] = selector
 
 
 async def start(
@@ -71,10 +70,24 @@ async def start(
     configure(kopf_settings, config, exact_namespaces=bool(memo.get("exact")))
     client = await kube.connect(config.request_timeout, config.connect_timeout)
     client.on_write = meters.write
-    indexes = indexing.Indexes.of(indices)
+    caches = watching.caches()
+    indexes = indexing.Indexes.of(indices, caches)
     _gauge_managed(meters, indexes)
     reconciler = Reconciler(client=client, settings=config, metrics=meters, indexes=indexes)
     scheduler = Scheduler(settings=config, reconciler=reconciler, indexes=indexes)
+    namespaces: list[str] = list(memo.get("namespaces") or [])
+    exact = bool(memo.get("exact"))
+    watches = watching.Watches.build(
+        client,
+        caches,
+        scheduler.child_seen,
+        scopes=namespaces if exact else [None],
+        accept=_namespace_filter(namespaces, exact),
+        server_timeout=config.watch_server_timeout,
+        client_timeout=config.watch_client_timeout,
+    )
+    watches.start()
+    scheduler.observed = watches.synced
     # Discovery writes MCPServer status: it starts and stops with `scheduler.lead`.
     scheduler.discoveries = mcpservers.Discoveries(
         client=client,
@@ -91,8 +104,21 @@ async def start(
         task = asyncio.create_task(election.run(scheduler.lead), name="corral-election")
     memo["scheduler"] = scheduler
     memo["client"] = client
+    memo["watches"] = watches
     memo["lead_task"] = task
     return scheduler
+
+
+def _namespace_filter(namespaces: list[str], exact: bool) -> Callable[[str], bool]:
+    """Which namespaces a cluster-wide child watch keeps: all, or those matching one of the
+    `-n` globs, by Kopf's own rules (so the children follow the Agents Kopf watches)."""
+    if exact or not namespaces:
+        return lambda namespace: True
+    patterns: list[kopf_references.NamespacePattern] = list(namespaces)
+    return lambda namespace: any(
+        kopf_references.match_namespace(kopf_references.NamespaceName(namespace), pattern)
+        for pattern in patterns
+    )
 
 
 async def stop(memo: Mapping[str, Any]) -> None:
@@ -101,6 +127,9 @@ async def stop(memo: Mapping[str, Any]) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(task, return_exceptions=True)
+    watches: watching.Watches | None = memo.get("watches")
+    if watches is not None:
+        await watches.stop()
     client: kube.Kube | None = memo.get("client")
     if client is not None:
         await client.close()

@@ -246,17 +246,16 @@ def cache(api: FakeKube) -> indexing.Indexes:
             for r in indexing.REFERENCED
         },
         "Secret": [("secrets", indexing.secret_digests)],
-        **{
-            child.kind: [(indexing.index_name(child.kind), indexing.child_by_agent)]
-            for child in kinds.CHILDREN
-        },
+        **{child.kind: [(child.kind, indexing.child_by_agent)] for child in kinds.CHILDREN},
     }
-    maps: dict[str, dict[Any, list[Any]]] = {name: {} for name in indexing.INDEXES}
+    maps: dict[str, dict[Any, list[Any]]] = {
+        name: {} for name in (*indexing.INDEXES, *(child.kind for child in kinds.CHILDREN))
+    }
     for obj in api.objects.values():
         for index, function in functions.get(obj["kind"], []):
             for key, value in function(obj).items():
                 maps[index].setdefault(key, []).append(value)
-    return indexing.Indexes.of(maps)
+    return indexing.Indexes.of(maps, {child.kind: maps[child.kind] for child in kinds.CHILDREN})
 
 
 def observed(api: FakeKube, agent: str = "support") -> dict[str, dict[str, Any] | None]:

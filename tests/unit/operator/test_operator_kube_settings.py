@@ -13,7 +13,7 @@ import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 from operator_testkit import make_settings
 
-from corral.operator import errors, kinds, kube, main, settings, starting
+from corral.operator import errors, kube, main, settings, starting
 
 
 @dataclasses.dataclass
@@ -142,7 +142,7 @@ def test_backoff_doubles_up_to_the_cap() -> None:
     assert [errors.backoff(r, 5, 60) for r in range(6)] == [5, 10, 20, 40, 60, 60]
 
 
-def test_kopf_watches_only_the_operators_children_and_posts_as_corral() -> None:
+def test_kopf_posts_as_corral_and_watches_with_the_configured_timeouts() -> None:
     kopf_settings = kopf.OperatorSettings()
     starting.configure(kopf_settings, make_settings())
     assert kopf_settings.posting.reporting_component == "corral"
@@ -150,11 +150,6 @@ def test_kopf_watches_only_the_operators_children_and_posts_as_corral() -> None:
     assert kopf_settings.peering.standalone is True
     assert kopf_settings.watching.server_timeout == 300
     assert kopf_settings.watching.client_timeout == 330
-    selectors = dict(kopf_settings.watching.label_selectors.items())
-    assert len(selectors) == len(kinds.CHILDREN)
-    assert set(selectors.values()) == {
-        "app.kubernetes.io/managed-by=corral,app.kubernetes.io/name=corral-agent"
-    }
 
 
 @pytest.fixture

@@ -103,7 +103,7 @@ def test_an_agent_becomes_ready_once_its_deployment_is_available(api: FakeKube) 
     make_available(api)
     op.run()
     assert ready(api) == ("True", "Available")
-    assert [e["reason"] for e in api.events] == ["Created"], "the rollout it announced ends quietly"
+    assert api.events == [], "a new Agent's first rollout is told by its status, not by Events"
     status = api.at(AGENT_URL)["status"]
     assert (status["currentReplicas"], status["desiredReplicas"]) == (1, 1)
 
@@ -181,6 +181,24 @@ def test_rotating_a_referenced_secret_rolls_the_pods(api: FakeKube) -> None:
     after = api.at(DEPLOYMENT_URL)["spec"]["template"]["metadata"]["annotations"]
     assert before["corral.dev/config-hash"] != after["corral.dev/config-hash"]
     assert "sk-2" not in str(api.objects).replace(base64.b64encode(b"sk-2").decode(), "")
+
+
+def test_a_child_deleted_by_hand_is_created_again_with_an_event(api: FakeKube) -> None:
+    op = Operator(api)
+    op.run()
+    make_available(api)
+    op.run()
+    op.scheduler.child_seen("Deployment", "MODIFIED", api.at(DEPLOYMENT_URL))  # the echo
+    del api.objects[DEPLOYMENT_URL]
+    op.run()
+    assert DEPLOYMENT_URL in api.objects
+    assert [e["reason"] for e in api.events] == ["Created"]
+
+
+def test_a_first_visit_that_fails_posts_a_warning(api: FakeKube) -> None:
+    api.put(agent(personaRef={"name": "missing"}, model=KEYED))
+    Operator(api).run()
+    assert [(e["type"], e["reason"]) for e in api.events] == [("Warning", "MissingReference")]
 
 
 def test_an_invalid_spec_is_stalled_and_not_retried_on_a_timer() -> None:
