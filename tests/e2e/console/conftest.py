@@ -1,7 +1,7 @@
 """Fixtures for the console's browser tests: CRDs, an operator, `corral console` processes and
 a headless Chromium driven by Playwright.
 
-`browser` (session) is Debian's Chromium (installed by `make browser`, hack/browser.py) launched
+`browser` (per module) is Debian's Chromium (installed by `make browser`, hack/browser.py) launched
 through Playwright's `executable_path`: Playwright's own browser downloads are never used. `page`
 is a fresh browser context per test. `console` is `corral console` with the admin kubeconfig;
 `console_factory` starts more (another kubeconfig, other flags). `operator` watches every
@@ -87,13 +87,15 @@ def console(console_factory: Callable[..., ConsoleProcess]) -> ConsoleProcess:
     return console_factory()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API runs, this thread has a running event
+# loop, so every later test calling asyncio.run() (the unit and runtime tests do) would fail.
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     """Debian's Chromium, headless (root needs --no-sandbox; /dev/shm may be small)."""
     launched = playwright_driver.chromium.launch(
