@@ -1,7 +1,8 @@
 """The chart's in-cluster console (`console.enabled=true`) on a real pod: reached with the
 README's `kubectl port-forward`, it serves the registry of the namespaces the operator
 watches, and with the default `console.rbac: read-only` a write through it is refused by the
-API server with its 403 message, and nothing changes."""
+API server with its 403 message, and nothing changes; with `console.rbac: edit` its test chat
+answers as the console's own ServiceAccount (the in-cluster credentials)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chatting_e2e import ANSWER, TOOL
 from pods_e2e import API, Release
 
 from localcluster import handles, nodeconfigs, probes
@@ -113,3 +115,37 @@ def test_the_read_only_console_cannot_write_the_api_server_says_why(
     missing = cluster.kubectl("get", "persona", "console-write", "-n", release.watched, check=False)
     assert missing.returncode != 0
     assert "NotFound" in missing.stderr
+
+
+def test_with_console_rbac_edit_the_in_cluster_console_chats_as_its_service_account(
+    cluster: handles.Cluster,
+    release: Release,
+    console_release: str,
+    console_url: str,
+    tooled: str,
+) -> None:
+    """RBAC is read on every request, so the upgrade needs no new pod: the same console now
+    reaches the Agent through the service proxy with its in-cluster token."""
+    cluster.helm(
+        "upgrade", release.name, str(CHART), "-n", release.namespace, "--reuse-values",
+        "--set", "console.rbac=edit", "--wait", "--timeout=180s",
+    )  # fmt: skip
+    body = json.dumps({"message": "Status?", "history": []}).encode()
+    request = urllib.request.Request(
+        f"{console_url}/agents/{release.watched}/{tooled}/chat/stream",
+        data=body,
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        events = [
+            json.loads(line[len("data: ") :])
+            for line in response.read().decode().splitlines()
+            if line.startswith("data: ")
+        ]
+    kinds = [e["type"] for e in events]
+    assert "error" not in kinds, events
+    assert "".join(e["text"] for e in events if e["type"] == "content") == ANSWER
+    (calls,) = [e["calls"] for e in events if e["type"] == "tool_calls"]
+    assert [(c["name"], c["outcome"]) for c in calls] == [(TOOL, "ok")]
+    assert [e["model"] for e in events if e["type"] == "answered"] == ["scripted-model"]
+    assert kinds[-2:] == ["usage", "done"]
