@@ -82,7 +82,7 @@ async def start(
         caches,
         scheduler.child_seen,
         scopes=namespaces if exact else [None],
-        accept=_namespace_filter(namespaces, exact),
+        accept=namespace_filter(namespaces, exact),
         server_timeout=config.watch_server_timeout,
         client_timeout=config.watch_client_timeout,
     )
@@ -109,7 +109,7 @@ async def start(
     return scheduler
 
 
-def _namespace_filter(namespaces: list[str], exact: bool) -> Callable[[str], bool]:
+def namespace_filter(namespaces: list[str], exact: bool) -> Callable[[str], bool]:
     """Which namespaces a cluster-wide child watch keeps: all, or those matching one of the
     `-n` globs, by Kopf's own rules (so the children follow the Agents Kopf watches)."""
     if exact or not namespaces:
