@@ -17,11 +17,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import console_e2e
 import pytest
 from console_e2e import CORRAL, ConsoleProcess
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-import browser as system_browser
 from e2e.operator.operator_e2e import OperatorProcess, running
 from localcluster import handles
 
@@ -97,12 +97,8 @@ def playwright_driver() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    """Debian's Chromium, headless (root needs --no-sandbox; /dev/shm may be small)."""
-    launched = playwright_driver.chromium.launch(
-        executable_path=str(system_browser.install()),
-        headless=True,
-        args=["--no-sandbox", "--disable-dev-shm-usage"],
-    )
+    """Debian's Chromium, headless."""
+    launched = console_e2e.launch(playwright_driver)
     yield launched
     launched.close()
 

@@ -2,7 +2,8 @@
 
 Does I/O: spawns `corral console --kubeconfig K --port P` (output to a log file) and waits for
 its /healthz; makes ServiceAccount kubeconfigs restricted by a Role to chosen namespaces (the
-RBAC tests). Used by the fixtures of conftest.py here and by `make screenshots`.
+RBAC tests); launches the headless browser. Used by the fixtures of conftest.py here and of
+tests/e2e/pods, and by `make screenshots`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from playwright.sync_api import Browser, Playwright
 
+import browser as system_browser
 import serviceaccounts
 from e2e.operator.operator_e2e import free_port, wait_for
 from localcluster import handles
@@ -30,6 +33,15 @@ READER_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["events", "pods"], "verbs": ["get", "list"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list"]},
 ]
+
+
+def launch(driver: Playwright) -> Browser:
+    """Debian's Chromium, headless (root needs --no-sandbox; /dev/shm may be small)."""
+    return driver.chromium.launch(
+        executable_path=str(system_browser.install()),
+        headless=True,
+        args=["--no-sandbox", "--disable-dev-shm-usage"],
+    )
 
 
 class ConsoleProcess:

@@ -23,8 +23,8 @@ from chatting_e2e import scripted, tool_agent
 from playwright.sync_api import Browser, Page, sync_playwright
 from pods_e2e import PodModel, Release, agent, apply, wait_ready
 
-import browser as system_browser
 import llamaserver
+from e2e.console import console_e2e
 from e2e.console.console_e2e import ConsoleProcess
 from fakes.openai_server import FakeOpenAI
 from localcluster import handles, images, node, nodeconfigs
@@ -128,11 +128,7 @@ def talker(cluster: handles.Cluster, release: Release, llama: PodModel) -> str:
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     with sync_playwright() as driver:
-        launched = driver.chromium.launch(
-            executable_path=str(system_browser.install()),
-            headless=True,
-            args=["--no-sandbox", "--disable-dev-shm-usage"],
-        )
+        launched = console_e2e.launch(driver)
         yield launched
         launched.close()
 
