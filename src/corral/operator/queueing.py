@@ -55,6 +55,12 @@ class Record:
             del self.written[kind]
         return False
 
+    def gone(self, kind: str) -> None:
+        """The watch saw the object deleted: our last write of it is history. (Its echo may
+        have come before the run that wrote it ended, leaving the write recorded: it must not
+        stand in for the deleted object.)"""
+        self.written.pop(kind, None)
+
     def newest(self, kind: str, cached: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         """The newer of the cached object and our own last write of it."""
         mine = self.written.get(kind)

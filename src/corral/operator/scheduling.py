@@ -125,8 +125,11 @@ class Scheduler:
         namespace, _ = indexing.identity(body)
         key = (groups.AGENT, namespace, str(agent))
         record = self.records.get(key)
-        if record is not None and event_type != "DELETED" and record.seen(kind, body):
-            return
+        if record is not None:
+            if event_type == "DELETED":
+                record.gone(kind)
+            elif record.seen(kind, body):
+                return
         self._schedule(key)
 
     # --- running ---------------------------------------------------------------------------

@@ -140,6 +140,33 @@ def test_hand_edits_to_the_deployment_are_reverted(
     )
 
 
+def test_a_child_deleted_by_hand_is_created_again_each_time(
+    kube: Cluster, shared_operator: OperatorProcess, watched_namespace: str
+) -> None:
+    ns = watched_namespace
+    kube.apply(ns, agent("support"))
+    wait_ready(kube, shared_operator, ns, "support")
+    # Twice: the second deletion follows a Service the operator itself just created, whose
+    # watch echo may come before the run that created it ends.
+    for attempt in (1, 2):
+        before = kube.get("v1", "Service", ns, "support")
+        assert before is not None
+        kube.kubectl("delete", "service", "support", "-n", ns, "--wait=true")
+
+        def created_again(old_uid: str = before["metadata"]["uid"]) -> bool:
+            service = kube.get("v1", "Service", ns, "support") or {}
+            return service.get("metadata", {}).get("uid") not in (None, old_uid)
+
+        wait_for(
+            f"the Service deleted by hand is created again (deletion {attempt})",
+            created_again,
+            30,
+            shared_operator.log_tail,
+        )
+    created = [e for e in kube.events(ns, reason="Created") if "Service" in e.get("message", "")]
+    assert len(created) >= 2, created
+
+
 def test_deleting_an_agent_garbage_collects_its_children(
     kube: Cluster, shared_operator: OperatorProcess, watched_namespace: str
 ) -> None:

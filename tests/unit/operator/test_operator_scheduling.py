@@ -173,6 +173,25 @@ def test_only_child_events_not_caused_by_the_operator_queue_the_agent() -> None:
     assert world.drain() == {key}, "a write by someone else (a rollout, a hand edit)"
 
 
+def test_a_child_deleted_after_its_echo_came_early_is_not_taken_for_present() -> None:
+    world = World(agent("a"))
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "a", "namespace": NAMESPACE, "labels": {"corral.dev/agent": "a"}},
+        "spec": {},
+    }
+    ours = world.api.put(service)
+    key = ("Agent", NAMESPACE, "a")
+    world.event("ADDED", ours)  # the echo, before the run that wrote it has ended
+    world.scheduler.record(key, Outcome(written={"Service": copy.deepcopy(ours)}))
+    world.drain()
+    world.event("DELETED", ours)  # deleted by hand
+    assert world.drain() == {key}
+    record = world.scheduler.records[key]
+    assert record.newest("Service", None) is None, "our old write must not stand in for it"
+
+
 def test_an_agent_that_stops_using_a_tool_queues_that_tools_status_and_nothing_else() -> None:
     world = World(
         http_tool("t1"), http_tool("t2"), agent("a", tools=[{"name": "t1"}, {"name": "t2"}])
