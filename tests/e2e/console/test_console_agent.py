@@ -26,6 +26,19 @@ def test_the_agent_page_shows_conditions_events_rollout_and_the_personas_status(
     docs = [manifests.persona("tone"), agent("helper", persona="tone")]
     cluster.kubectl("apply", "-n", console_namespace, "-f", "-", input=yaml.safe_dump_all(docs))
     wait_ready(Cluster(cluster), console_operator, console_namespace, "helper")
+    # A new Agent's first rollout posts no Event of the Agent's own (its status tells it); a
+    # child deleted by hand and created again does.
+    cluster.kubectl("delete", "service", "helper", "-n", console_namespace)
+    wait_for(
+        "an Event of Agent helper",
+        lambda: "Agent" in cluster.kubectl(
+            "get", "events", "-n", console_namespace,
+            "--field-selector", "involvedObject.name=helper",
+            "-o", "jsonpath={.items[*].involvedObject.kind}",
+        ).stdout,
+        90,
+        console_operator.log_tail,
+    )  # fmt: skip
 
     page.goto(f"{console.url}/agents/{console_namespace}/helper")
 
