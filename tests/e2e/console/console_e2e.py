@@ -8,7 +8,6 @@ tests/e2e/pods, and by `make screenshots`.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -20,7 +19,7 @@ from playwright.sync_api import Browser, Playwright
 
 import browser as system_browser
 import serviceaccounts
-from e2e.operator.operator_e2e import free_port, wait_for
+from e2e.operator.operator_e2e import free_port, terminate, wait_for
 from localcluster import handles
 
 CORRAL = Path(sys.executable).with_name("corral")
@@ -78,14 +77,8 @@ class ConsoleProcess:
         return self
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            terminate(self.process)
         self.process = None
 
     def alive(self) -> bool:

@@ -155,15 +155,23 @@ def test_an_agent_appearing_heals_the_agent_tool_calling_it_and_that_tools_users
     assert world.drain() == agents("billing", "support") | {("Tool", NAMESPACE, "ask-billing")}
 
 
-def test_only_child_events_not_caused_by_the_operator_queue_the_agent() -> None:
-    world = World(agent("a"))
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "a", "namespace": NAMESPACE, "labels": {"corral.dev/agent": "a"}},
+def child(api_version: str, kind: str, agent_name: str) -> dict[str, Any]:
+    """A child object of Agent `agent_name`, labelled as the operator labels it."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": agent_name,
+            "namespace": NAMESPACE,
+            "labels": {"corral.dev/agent": agent_name},
+        },
         "spec": {},
     }
-    ours = world.api.put(deployment)
+
+
+def test_only_child_events_not_caused_by_the_operator_queue_the_agent() -> None:
+    world = World(agent("a"))
+    ours = world.api.put(child("apps/v1", "Deployment", "a"))
     key = ("Agent", NAMESPACE, "a")
     world.scheduler.record(key, Outcome(written={"Deployment": copy.deepcopy(ours)}))
     world.drain()
@@ -175,13 +183,7 @@ def test_only_child_events_not_caused_by_the_operator_queue_the_agent() -> None:
 
 def test_a_child_deleted_after_its_echo_came_early_is_not_taken_for_present() -> None:
     world = World(agent("a"))
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "a", "namespace": NAMESPACE, "labels": {"corral.dev/agent": "a"}},
-        "spec": {},
-    }
-    ours = world.api.put(service)
+    ours = world.api.put(child("v1", "Service", "a"))
     key = ("Agent", NAMESPACE, "a")
     world.event("ADDED", ours)  # the echo, before the run that wrote it has ended
     world.scheduler.record(key, Outcome(written={"Service": copy.deepcopy(ours)}))
