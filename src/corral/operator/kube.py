@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Final
 
@@ -27,6 +29,8 @@ from corral.operator import errors, kinds, naming
 
 APPLY_PATCH: Final = "application/apply-patch+yaml"
 MERGE_PATCH: Final = "application/merge-patch+json"
+READ_BUFFER: Final = 2**21
+"""kubernetes-asyncio's read buffer: a watch event of a large object fits."""
 
 # apiVersion/kind -> URL prefix and plural, for the kinds the operator touches.
 _RESOURCES: Final = {
@@ -228,8 +232,27 @@ async def connect(request_timeout: float, connect_timeout: float) -> Kube:
         load_incluster(client_configuration=configuration)
     except k8s_config.ConfigException:
         await k8s_config.load_kube_config(client_configuration=configuration)
-    return Kube(
-        api=k8s.ApiClient(configuration),
-        request_timeout=request_timeout,
-        connect_timeout=connect_timeout,
+    api = k8s.ApiClient(configuration)
+    _resolve_env_once(api)
+    return Kube(api=api, request_timeout=request_timeout, connect_timeout=connect_timeout)
+
+
+def _resolve_env_once(api: k8s.ApiClient) -> None:
+    """Read the proxy environment once, not per request. kubernetes-asyncio's session trusts
+    the environment, so aiohttp looks up HTTPS_PROXY/NO_PROXY and ~/.netrc in a thread for
+    every request (measured: a sixth of the operator's CPU while 1,000 Agents are applied).
+    The API server's proxy (the kubeconfig's `proxy-url`, else the environment's, honouring
+    NO_PROXY, with any credentials in its URL) is resolved here; the API server's own
+    credentials come from the kubeconfig or the service account, never from ~/.netrc, as with
+    kubectl."""
+    rest = api.rest_client
+    session: aiohttp.ClientSession = rest.pool_manager
+    server = urllib.parse.urlsplit(str(api.configuration.host))
+    proxy = urllib.request.getproxies().get(server.scheme)
+    if not rest.proxy and proxy and not urllib.request.proxy_bypass(server.hostname or ""):
+        rest.proxy = proxy
+    connector = session.connector
+    session.detach()  # the new session takes the connector (and its TLS context) over
+    rest.pool_manager = aiohttp.ClientSession(
+        connector=connector, trust_env=False, read_bufsize=READ_BUFFER
     )

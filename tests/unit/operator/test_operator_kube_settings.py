@@ -11,6 +11,7 @@ import aiohttp
 import kopf
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import kube_config as k8s_kube_config
 from operator_testkit import make_settings
 
 from corral.operator import errors, kube, main, settings, starting
@@ -169,3 +170,37 @@ def test_api_client_bodies_are_never_logged_even_when_verbose(verbose: bool) -> 
     main.configure_logging(verbose)
     assert not logging.getLogger("kubernetes_asyncio.client.rest").isEnabledFor(logging.DEBUG)
     assert logging.getLogger("corral.operator").isEnabledFor(logging.INFO)
+
+
+def kubeconfig(path: Any, server: str) -> str:
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: '{server}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "expected"),
+    [("", "http://proxy.test:3128"), ("127.0.0.1,.svc", None)],
+)
+@pytest.mark.anyio
+async def test_the_proxy_environment_is_read_once_at_connect_not_per_request(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, no_proxy: str, expected: str | None
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    config = kubeconfig(tmp_path / "config", "https://127.0.0.1:6443")
+    monkeypatch.setattr(k8s_kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", config)  # read at import
+    client = await kube.connect(request_timeout=30, connect_timeout=5)
+    try:
+        rest = client.api.rest_client
+        assert rest.proxy == expected
+        assert rest.pool_manager.trust_env is False, "no per-request env or ~/.netrc lookups"
+        assert not rest.pool_manager.closed
+    finally:
+        await client.close()
