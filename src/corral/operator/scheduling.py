@@ -5,13 +5,14 @@ they saw; it decides what became due: an Agent whose spec changed or whose child
 way the operator did not write itself, the Agents depending on a Persona, Tool, Secret or agent
 Tool's target that changed (their version, not their status), the Personas and Tools whose
 `usedBy` may differ, the MCPServers to discover again (their spec, a Secret of their headers or
-the Agents using them changed). `lead` runs the due work with a few workers while this process
-leads (`electing`); a standby keeps its queue and its cache warm and writes nothing. Every run
-returns a `reconciling.Outcome`, recorded here and only here: the writes the cache has yet to
-show, the Agent's references, the failure count behind the backoff (`errors.retry_delay`, the
-one retry path), and when the key is due next (the periodic drift check). An MCPServer's status
-is its discovery's (`mcpservers.Discoveries`, one task per server): a due MCPServer wakes its
-discovery, which runs only while `lead` runs, and its own timer replaces the drift check.
+the Agents using them changed). `lead` runs the due work, a bounded number of runs at once,
+while this process leads (`electing`); a standby keeps its queue and its cache warm and writes
+nothing. Every run returns a `reconciling.Outcome`, recorded here and only here: the writes the
+cache has yet to show, the Agent's references, the failure count behind the backoff
+(`errors.retry_delay`, the one retry path), and when the key is due next (the periodic drift
+check). An MCPServer's status is its discovery's (`mcpservers.Discoveries`, one task per
+server): a due MCPServer wakes its discovery, which runs only while `lead` runs, and its own
+timer replaces the drift check.
 """
 
 from __future__ import annotations
@@ -136,49 +137,54 @@ class Scheduler:
 
     async def lead(self) -> None:
         """Run the due work and the MCPServers' discovery until cancelled (while this process
-        leads)."""
+        leads): each due key in a task of its own, at most `workers` at once. One loop waits
+        for the next due key, so an event wakes one coroutine, not every idle worker."""
         if self.observed is not None:
             await self.observed()
-        workers = [
-            asyncio.create_task(self._worker(), name=f"corral-worker-{i}")
-            for i in range(self.settings.workers)
-        ]
         if self.discoveries is not None:
             self.discoveries.start()
+        slots = asyncio.Semaphore(self.settings.workers)
         try:
-            await asyncio.gather(*workers)
+            async with asyncio.TaskGroup() as runs:
+                while True:
+                    await slots.acquire()
+                    key = self.queue.pop()
+                    while key is None:
+                        await self._idle()
+                        key = self.queue.pop()
+                    runs.create_task(self._run(key, slots), name=f"corral-run-{key[0]}")
         finally:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
             if self.discoveries is not None:
                 await self.discoveries.close()
 
-    async def _worker(self) -> None:
-        while True:
-            key = self.queue.pop()
-            if key is None:
-                await self._idle()
-                continue
-            record = self.records.get(key)
-            if record is None:
-                self.queue.done(key, None)
-                continue
-            if key[0] == groups.MCPSERVER:
-                if self.discoveries is not None:
-                    self.discoveries.wake(key[1], key[2])
-                self.queue.done(key, None)  # its discovery keeps its own time
-                continue
-            try:
-                if key[0] == groups.AGENT:
-                    outcome = await self.reconciler.agent(key, record)
-                else:
-                    outcome = await self.reconciler.referenced(key, record)
-            except BaseException:
-                self.queue.done(key, None)
-                raise
-            self.queue.done(key, *self.record(key, outcome))
+    async def _run(self, key: queueing.Key, slots: asyncio.Semaphore) -> None:
+        """One run of `key`. A failing run never stops the others: a reconcile reports its
+        own failures in its outcome, so an exception here is a bug, logged and retried."""
+        try:
+            self.queue.done(key, *await self._visit(key))
+        except asyncio.CancelledError:
+            self.queue.done(key, None)
+            raise
+        except Exception:
+            log.exception("%s %s/%s: the run failed; retrying", *key)
+            self.queue.done(key, self.settings.retry_base_seconds)
+        finally:
+            slots.release()
             self._wake.set()
+
+    async def _visit(self, key: queueing.Key) -> tuple[float | None, float]:
+        record = self.records.get(key)
+        if record is None:
+            return None, 0.0
+        if key[0] == groups.MCPSERVER:
+            if self.discoveries is not None:
+                self.discoveries.wake(key[1], key[2])
+            return None, 0.0  # its discovery keeps its own time
+        if key[0] == groups.AGENT:
+            outcome = await self.reconciler.agent(key, record)
+        else:
+            outcome = await self.reconciler.referenced(key, record)
+        return self.record(key, outcome)
 
     async def _idle(self) -> None:
         due = self.queue.next_due()

@@ -296,3 +296,32 @@ def test_a_state_store_password_change_queues_exactly_the_agents_using_it() -> N
     world = World(secret("redis", password="one"), agent("a", **store), agent("bystander"))
     world.change(secret("redis", password="two"), spec=False)
     assert world.drain() == agents("a")
+
+
+@pytest.mark.anyio
+async def test_a_run_that_raises_is_logged_and_retried_and_the_others_still_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World(agent("broken"), agent("fine"))
+    s = world.scheduler
+    ran: list[str] = []
+    finished = asyncio.Event()
+
+    async def reconcile(key: tuple[str, str, str], record: Any) -> Outcome:
+        ran.append(key[2])
+        if key[2] == "broken":
+            raise RuntimeError("a bug")
+        finished.set()
+        return Outcome()
+
+    s.reconciler.agent = reconcile  # type: ignore[method-assign]
+    s.queue.add(("Agent", NAMESPACE, "broken"))
+    s.queue.add(("Agent", NAMESPACE, "fine"))
+    lead = asyncio.create_task(s.lead())
+    await asyncio.wait_for(finished.wait(), 5)
+    assert not lead.done(), "the scheduler keeps running"
+    lead.cancel()
+    await asyncio.gather(lead, return_exceptions=True)
+    assert ran == ["broken", "fine"]
+    assert "the run failed; retrying" in caplog.text
+    assert s.queue.next_due() == s.settings.retry_base_seconds, "the broken one is retried"
