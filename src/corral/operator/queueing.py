@@ -39,6 +39,9 @@ class Record:
     """Failed runs in a row (the backoff exponent)."""
     memo: Any = None
     """What the last run may reuse (the Agent's rendered children and their inputs)."""
+    held_since: float | None = None
+    """Since when (the scheduler's clock) a new Agent's first status is held back while its
+    first rollout runs (`reconciling`, `first_status_delay_seconds`); None: not held."""
 
     def seen(self, kind: str, body: Mapping[str, Any]) -> bool:
         """A watch event of `body` (of `kind`): drop the pending write it supersedes. True when

@@ -52,6 +52,10 @@ class Outcome:
     """The Personas and Tools the Agent uses (None: unknown, keep the last)."""
     memo: Any = None
     gone: bool = False
+    held_since: float | None = None
+    """A new Agent's first status is held back since then (`Record.held_since`)."""
+    recheck_after: float | None = None
+    """Run again within this many seconds (when a held-back status is due)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +140,8 @@ class Reconciler:
     metrics: Metrics
     indexes: indexing.Indexes
     clock: Callable[[], str] = utcnow
+    monotonic: Callable[[], float] = time.monotonic
+    """The scheduler's clock (for how long a first status has been held back)."""
 
     async def agent(self, key: queueing.Key, record: queueing.Record) -> Outcome:
         """Reconcile one Agent; see the module docstring."""
@@ -212,7 +218,12 @@ class Reconciler:
                 )
         previous = dict(body.get("status") or {})
         status = statuses.agent_status(seen, previous, self.clock())
-        if status != previous and not statuses.only_progress(previous, status):
+        held_since, recheck = self._hold_first_status(previous, status, record)
+        if (
+            held_since is None
+            and status != previous
+            and not statuses.only_progress(previous, status)
+        ):
             url = kube.path(groups.API_VERSION, groups.AGENT, namespace, name)
             answer = await self.client.patch_status(
                 groups.AGENT, url, statuses.merge_patch(previous, status)
@@ -220,8 +231,27 @@ class Reconciler:
             written[groups.AGENT] = indexing.trim(answer)
         await self._post_events(body, previous, status, applied)
         return Outcome(
-            written=written, error=failure, references=rendered.references, memo=rendered
+            written=written,
+            error=failure,
+            references=rendered.references,
+            memo=rendered,
+            held_since=held_since,
+            recheck_after=recheck,
         )
+
+    def _hold_first_status(
+        self, previous: Mapping[str, Any], status: Mapping[str, Any], record: queueing.Record
+    ) -> tuple[float | None, float | None]:
+        """(held since, due in) while a new Agent's first status, "rolling out", is held back
+        for `first_status_delay_seconds`: a rollout done meanwhile (its Deployment's watch
+        event runs the Agent again) is then told by one write, Ready, instead of two. (None,
+        None) once the status is to be written."""
+        if not statuses.first_rollout(previous, status):
+            return None, None
+        now = self.monotonic()
+        since = now if record.held_since is None else record.held_since
+        left = since + self.settings.first_status_delay_seconds - now
+        return (since, left) if left > 0 else (None, None)
 
     async def _initial_status(self, body: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
         """A first visit failed before the Agent had a status: set Ready=Unknown, so it shows a
@@ -297,13 +327,17 @@ class Reconciler:
         events: list[tuple[posting.EventType, str, str]] = []
         change = applying.change_event(applied) if applied is not None else None
         # A new Agent's first rollout is its status's to tell (RollingOut, then Available, each
-        # with its lastTransitionTime): no Event, one request per Agent saved. Later creations
-        # (a child deleted by hand), changes, reverts and every failure are posted.
+        # with its lastTransitionTime, or Available at once): no Event, one request per Agent
+        # saved. Later creations (a child deleted by hand), changes, reverts and every failure
+        # are posted.
         first = not previous.get("conditions")
         if change is not None and not (first and change[0] == "Created"):
             events.append(("Normal", *change))
         transition = statuses.transition_event(previous, status)
-        if transition is not None and not ((change or first) and transition[1] == "RollingOut"):
+        told = (first and transition is not None and transition[0] == "Normal") or (
+            change is not None and transition is not None and transition[1] == "RollingOut"
+        )
+        if transition is not None and not told:
             events.append(transition)
         for type_, reason, message in events:
             log.info(

@@ -202,6 +202,7 @@ class Scheduler:
             self._drop(key)
             return None, 0.0
         record.written.update(outcome.written)
+        record.held_since = outcome.held_since
         if outcome.memo is not None:
             record.memo = outcome.memo
         if outcome.references is not None and outcome.references != record.references:
@@ -212,7 +213,8 @@ class Scheduler:
             hold = self.settings.status_refresh_interval_seconds
         if outcome.error is None:
             record.failures = 0
-            return self._drift_interval(key), hold
+            due = self._drift_interval(key)
+            return (due if outcome.recheck_after is None else min(due, outcome.recheck_after)), hold
         s = self.settings
         delay = errors.retry_delay(
             outcome.error, record.failures, s.retry_base_seconds, s.retry_max_seconds

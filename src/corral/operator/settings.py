@@ -62,6 +62,16 @@ class OperatorSettings(BaseSettings):
         description="A Persona's or Tool's status (usedBy) is recomputed at most this often;"
         " the changes meanwhile (many Agents applied at once) share the next refresh.",
     )
+    first_status_delay_seconds: float = Field(
+        default=3,
+        ge=0,
+        le=60,
+        description="A new Agent's first status waits at most this long for its first rollout,"
+        " so a rollout done meanwhile costs one status write (Ready) instead of two"
+        " (RollingOut, then Ready). Meanwhile its status.observedGeneration stays 0, which"
+        " kstatus (Helm --wait, Flux) and Argo CD read as in progress; a failure is written"
+        " at once. 0: write RollingOut at once.",
+    )
     mcp_discovery_interval_seconds: float = Field(
         default=300, gt=0, description="How often every MCPServer's tools are listed again."
     )

@@ -302,6 +302,12 @@ _PROGRESS = frozenset(
 )
 
 
+def first_rollout(previous: Mapping[str, Any] | None, status: Mapping[str, Any]) -> bool:
+    """True when `status` would be a new Agent's first, saying only that its first rollout
+    is under way: worth holding back briefly, as the rollout may be done by then."""
+    return not (previous or {}).get("conditions") and ready_of(status) == ("False", "RollingOut")
+
+
 def ready_of(status: Mapping[str, Any] | None) -> tuple[str, str] | None:
     """(status, reason) of the Ready condition, if any."""
     condition = _condition((status or {}).get("conditions"), READY)

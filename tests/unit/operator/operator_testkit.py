@@ -33,6 +33,7 @@ def make_settings(**overrides: Any) -> settings.OperatorSettings:
         "pod_disruption_budgets": True,
         "reporting_instance": "unit-test",
         "status_refresh_interval_seconds": 0,
+        "first_status_delay_seconds": 0,
         "default_resources": {
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "512Mi"},

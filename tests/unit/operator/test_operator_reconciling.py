@@ -42,20 +42,22 @@ KEYED = {
 class Operator:
     """A reconciler and the scheduler's bookkeeping over a FakeKube; `run` reconciles once."""
 
-    def __init__(self, api: FakeKube) -> None:
+    def __init__(self, api: FakeKube, **settings: Any) -> None:
         self.api = api
+        self.now = 0.0
         self.reconciler = Reconciler(
             client=api,  # type: ignore[arg-type]
-            settings=make_settings(),
+            settings=make_settings(**settings),
             metrics=metrics.build(prom.CollectorRegistry()),
             indexes=cache(api),
             clock=lambda: "2026-01-01T00:00:00Z",
+            monotonic=lambda: self.now,
         )
         self.scheduler = Scheduler(
             settings=self.reconciler.settings,
             reconciler=self.reconciler,
             indexes=self.reconciler.indexes,
-            clock=lambda: 0.0,
+            clock=lambda: self.now,
         )
         self.scheduler.agent_seen(None, api.at(AGENT_URL))
 
@@ -106,6 +108,50 @@ def test_an_agent_becomes_ready_once_its_deployment_is_available(api: FakeKube) 
     assert api.events == [], "a new Agent's first rollout is told by its status, not by Events"
     status = api.at(AGENT_URL)["status"]
     assert (status["currentReplicas"], status["desiredReplicas"]) == (1, 1)
+
+
+def status_writes(api: FakeKube) -> int:
+    return sum(1 for verb, kind, _ in api.writes if (verb, kind) == ("patch-status", "Agent"))
+
+
+def test_a_first_rollout_done_within_the_delay_costs_one_status_write(api: FakeKube) -> None:
+    op = Operator(api, first_status_delay_seconds=3)
+    outcome = op.run()
+    assert status_writes(api) == 0, "the first status waits for the rollout"
+    assert "conditions" not in api.at(AGENT_URL).get("status", {})
+    assert outcome.recheck_after == 3
+    assert op.scheduler.record(KEY, outcome)[0] == 3, "due again when the delay is over"
+    op.now = 1.0
+    assert op.run().recheck_after == 2, "held since the first run, not since the last"
+    make_available(api)
+    op.now = 2.0
+    outcome = op.run()
+    assert ready(api) == ("True", "Available")
+    assert status_writes(api) == 1
+    assert (outcome.held_since, op.scheduler.records[KEY].held_since) == (None, None)
+    assert api.events == []
+
+
+def test_a_first_rollout_still_running_after_the_delay_is_told_as_rolling_out(
+    api: FakeKube,
+) -> None:
+    op = Operator(api, first_status_delay_seconds=3)
+    op.run()
+    op.now = 3.0
+    assert op.run().recheck_after is None
+    assert ready(api) == ("False", "RollingOut")
+    make_available(api)
+    op.run()
+    assert ready(api) == ("True", "Available")
+    assert status_writes(api) == 2
+
+
+def test_a_new_agents_failure_is_written_at_once_whatever_the_delay() -> None:
+    api = FakeKube()
+    api.put(agent(personaRef={"name": "tone"}))
+    op = Operator(api, first_status_delay_seconds=30)
+    op.run()
+    assert ready(api) == ("False", "MissingReference")
 
 
 def test_an_idle_reconcile_reads_nothing_and_writes_nothing(api: FakeKube) -> None:
