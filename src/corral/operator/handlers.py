@@ -5,7 +5,9 @@ Indexes keep the observed state of the Agents and what they reference (the watch
 children have their own, `watching`); event handlers only tell the `Scheduler` what they saw
 and return at once. No handler writes, raises for Kopf to retry, or stores
 anything on the objects: no finalizers (owner references delete the children, so deleting an
-Agent never waits for the operator), no progress or diff-base annotations. A Secret's values
+Agent never waits for the operator), no progress or diff-base annotations. Every handler is
+`async` though none awaits: Kopf runs a plain function in a thread, a hop per object and index
+(a tenth of the operator's CPU when 1,000 Agents are listed or applied). A Secret's values
 are reduced to digests here and in its index function; they go no further. The referenced
 kinds come from `indexing.REFERENCED`.
 """
@@ -44,22 +46,22 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index(*AGENTS)
-def agents(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any]]:
+async def agents(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any]]:
     return indexing.by_name(body)
 
 
 @kopf.index(*AGENTS)
-def agents_by_reference(body: kopf.Body, **_: Any) -> dict[indexing.Key, str]:
+async def agents_by_reference(body: kopf.Body, **_: Any) -> dict[indexing.Key, str]:
     return indexing.agent_references(body)
 
 
 @kopf.index(*AGENTS)
-def agents_by_namespace(body: kopf.Body, **_: Any) -> dict[str, str]:
+async def agents_by_namespace(body: kopf.Body, **_: Any) -> dict[str, str]:
     return indexing.name_by_namespace(body)
 
 
 @kopf.index("v1", "secrets")
-def secrets(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, str]]:
+async def secrets(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, str]]:
     return indexing.secret_digests(body)
 
 
@@ -79,13 +81,13 @@ async def secret_event(
 
 def _watch_referenced(referenced: indexing.ReferencedKind) -> None:
     @kopf.index(*referenced.resource, id=referenced.index)
-    def referenced_index(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any]]:
+    async def referenced_index(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any]]:
         return indexing.by_name(body)
 
     if referenced.references is not None:
 
         @kopf.index(*referenced.resource, id=referenced.by_reference_index)
-        def named_by(body: kopf.Body, **_: Any) -> dict[indexing.Key, str]:
+        async def named_by(body: kopf.Body, **_: Any) -> dict[indexing.Key, str]:
             return indexing.named_by(referenced, body)
 
     @kopf.on.event(*referenced.resource, id=f"{referenced.kind.lower()}_event")
