@@ -2,14 +2,15 @@
 
 One run, in order: the operator starts with nothing to do (its idle cost, and how long a start
 takes); the baseline applies the Deployments, Services and ConfigMaps of N Agents directly
-with `kubectl apply --server-side` (what a perfect operator would cost the API server); then
-N Agents with shared Personas and Tools are applied at once and timed to Ready; the operator
-idles (writes, CPU, RSS), is restarted (time to resume, writes while resuming), and one
-Persona used by 200 Agents changes (time until all 200 have rolled, against patching 200
-baseline Deployments directly); the restarted operator drift-checks every Agent once more
-(its reads and writes counted). The operator's API requests are counted by `kubeproxy`; times
-come from watches (`kubewatch`). Everything lives in `bench-*` namespaces and on the
-benchmark's own tainted kwok nodes, removed at the end. Called by `bench.__main__`.
+with `kubectl apply --server-side` (what a perfect operator would cost the API server), and is
+deleted again so that the next phase starts from the same cluster; then N Agents with shared
+Personas and Tools are applied at once and timed to Ready; the operator idles (writes, CPU,
+RSS), is restarted (time to resume, writes while resuming), and one Persona used by 200 Agents
+changes (time until all 200 have rolled, against patching 200 Deployments applied directly);
+the restarted operator drift-checks every Agent once more (its reads and writes counted). The
+operator's API requests are counted by `kubeproxy`; times come from watches (`kubewatch`).
+Everything lives in `bench-*` namespaces and on the benchmark's own tainted kwok nodes, removed
+at the end. Called by `bench.__main__`.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def run(plan: Plan, workdir: Path) -> figures.SuiteResult:
     result.method = (
         f"{plan.agents:,} Agents over {plan.personas} Persona(s) and {plan.tools} Tools, applied"
         " at once; the baseline applies the same Deployments, Services and ConfigMaps"
-        " (`corral render` output) with `kubectl apply --server-side`. Per-Agent times are"
+        " (`corral render` output) with `kubectl apply --server-side`, then deletes them, so"
+        " both phases start from the same cluster. Per-Agent times are"
         " from one run (p50/p99 across the Agents); requests are counted by a proxy between"
         " the operator (or kubectl) and the API server. The control plane and kwok run on the"
         " same machine."
@@ -155,6 +157,7 @@ def _measure(ctx: _Context) -> None:
             empty_start = first.alive_after
             idle0 = _idle(ctx, first, op_proxy)
             base_times = _baseline_apply(ctx, baseline, kubectl_proxy)
+            _empty(ctx, ctx.theirs)
             ours = _operator_apply(ctx, names, docs, op_proxy, first)
             idle = _idle(ctx, first, op_proxy)
         _apply_figures(ctx, ours, base_times)
@@ -207,6 +210,21 @@ def _baseline_apply(
         **_percentiles(times, start),
     }
     return {"start": start, "times": times, "requests": sum(counts.values())}
+
+
+def _empty(ctx: _Context, namespace: str) -> None:
+    """Delete everything in `namespace` and wait until it is gone: the next phase starts from
+    the cluster the previous one started from. (Left in place, the baseline's 1,000 Services
+    made every later ClusterIP allocation scan 1,000 more IPAddresses, and its objects grew
+    the API server's heap: costs the next phase paid for the previous one's leftovers.)"""
+    ctx.cluster.delete_namespace(namespace)
+    deadline = time.monotonic() + ctx.plan.timeout
+    while ctx.cluster.kubectl("get", "namespace", namespace, check=False).returncode == 0:
+        if time.monotonic() > deadline:
+            raise procs.BenchError(f"namespace {namespace} still exists after deleting it")
+        time.sleep(1.0)
+    ctx.cluster.create_namespace(namespace, labels={"corral.dev/bench": "true"})
+    time.sleep(ctx.plan.settle_seconds)
 
 
 def _operator_apply(
@@ -429,12 +447,15 @@ def _fan_out(ctx: _Context, baseline: list[dict[str, Any]]) -> None:
         start = time.monotonic()
         operators.apply(ctx.cluster, [fleet.persona(0, prompt_version=2)], namespace=ctx.ours)
         mine = watch.wait(users, plan.timeout, "Deployments rolled after the Persona change")
-    mark = uuid.uuid4().hex[:8]
-    touched = [
-        fleet.touched(d, mark)
-        for d in baseline
-        if d["kind"] == "Deployment" and d["metadata"]["name"] in set(users)
+    # The same Deployments applied directly, rolled out, then changed the same way.
+    theirs_docs = [
+        d for d in baseline if d["kind"] == "Deployment" and d["metadata"]["name"] in set(users)
     ]
+    with ctx.watcher(ctx.theirs, "deployments", kubewatch.deployment_available) as watch:
+        operators.apply(ctx.cluster, theirs_docs, namespace=ctx.theirs)
+        watch.wait(users, plan.timeout, "baseline Deployments Available")
+    mark = uuid.uuid4().hex[:8]
+    touched = [fleet.touched(d, mark) for d in theirs_docs]
 
     def touched_rolled(obj: dict[str, Any]) -> bool:
         marked = kubewatch.template_annotation(obj, TOUCH) == mark
