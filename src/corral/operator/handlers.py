@@ -51,13 +51,8 @@ async def agents(body: kopf.Body, **_: Any) -> dict[indexing.Name, dict[str, Any
 
 
 @kopf.index(*AGENTS)
-async def agents_by_reference(body: kopf.Body, **_: Any) -> dict[indexing.Key, str]:
-    return indexing.agent_references(body)
-
-
-@kopf.index(*AGENTS)
-async def agents_by_namespace(body: kopf.Body, **_: Any) -> dict[str, str]:
-    return indexing.name_by_namespace(body)
+async def agent_names(body: kopf.Body, **_: Any) -> dict[str | indexing.Key, str]:
+    return indexing.agent_names(body)
 
 
 @kopf.index("v1", "secrets")

@@ -232,8 +232,7 @@ def cache(api: FakeKube) -> indexing.Indexes:
     functions: dict[str, list[tuple[str, Callable[[dict[str, Any]], dict[Any, Any]]]]] = {
         "Agent": [
             ("agents", indexing.by_name),
-            ("agents_by_reference", indexing.agent_references),
-            ("agents_by_namespace", indexing.name_by_namespace),
+            ("agent_names", indexing.agent_names),
         ],
         **{
             r.kind: [

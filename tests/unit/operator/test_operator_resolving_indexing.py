@@ -229,3 +229,15 @@ def test_the_secret_index_holds_digests_never_values() -> None:
     assert list(indexed) == [("shop", "openai")]
     assert "c2stcmVhbA==" not in str(indexed)
     assert set(indexed[("shop", "openai")]) == {"api-key"}
+
+
+def test_one_index_holds_an_agents_name_under_its_namespace_and_what_it_references() -> None:
+    body = agent(personaRef={"name": "tone"})
+    names = indexing.agent_names(body)
+    assert names == {"shop": "support", ("Persona", "shop", "tone"): "support"}
+    kopf_index = {key: [value] for key, value in names.items()}
+    indexes = dataclasses.replace(
+        indexes_of(FakeReader(), []), agents_by_reference=kopf_index, agents_by_namespace=kopf_index
+    )
+    assert indexes.agent_names("shop") == {"support"}
+    assert indexing.used_by("Persona", "shop", "tone", indexes.agents_by_reference) == ["support"]
