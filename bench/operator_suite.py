@@ -308,8 +308,10 @@ def _cpu_text(seconds: dict[str, float]) -> str:
 
 
 def _idle(ctx: _Context, op: operators.OperatorRun, proxy: kubeproxy.Proxy) -> dict[str, Any]:
-    """CPU, RSS and writes over an idle window."""
-    time.sleep(2.0)
+    """CPU, RSS and writes over an idle window, from `settle_seconds` after the last change:
+    a Persona's or Tool's `usedBy` is written up to `status_refresh_interval_seconds` (5 s)
+    after the last Agent using it changed, which is the apply's work, not idleness."""
+    time.sleep(ctx.plan.settle_seconds)
     start, cpu = time.monotonic(), op.proc.cpu()
     time.sleep(ctx.plan.idle_seconds)
     end = time.monotonic()
