@@ -456,7 +456,7 @@ def _fan_out(ctx: _Context, baseline: list[dict[str, Any]]) -> None:
     with ctx.watcher(ctx.theirs, "deployments", kubewatch.deployment_available) as watch:
         operators.apply(ctx.cluster, theirs_docs, namespace=ctx.theirs)
         watch.wait(users, plan.timeout, "baseline Deployments Available")
-    mark = uuid.uuid4().hex[:8]
+    mark = "t" + uuid.uuid4().hex[:8]  # never all digits and one "e": YAML would read a float
     touched = [fleet.touched(d, mark) for d in theirs_docs]
 
     def touched_rolled(obj: dict[str, Any]) -> bool:
