@@ -159,11 +159,13 @@ class Scheduler:
 
     async def _run(self, key: queueing.Key, slots: asyncio.Semaphore) -> None:
         """One run of `key`. A failing run never stops the others: a reconcile reports its
-        own failures in its outcome, so an exception here is a bug, logged and retried."""
+        own failures in its outcome, so an exception here is a bug, logged and retried. A run
+        cancelled with `lead` (this process stopped leading) stays due, so it is not left for
+        the next watch event of its object."""
         try:
             self.queue.done(key, *await self._visit(key))
         except asyncio.CancelledError:
-            self.queue.done(key, None)
+            self.queue.done(key, 0.0)  # leading stopped mid-run: first again when it resumes
             raise
         except Exception:
             log.exception("%s %s/%s: the run failed; retrying", *key)

@@ -325,3 +325,24 @@ async def test_a_run_that_raises_is_logged_and_retried_and_the_others_still_run(
     assert ran == ["broken", "fine"]
     assert "the run failed; retrying" in caplog.text
     assert s.queue.next_due() == s.settings.retry_base_seconds, "the broken one is retried"
+
+
+@pytest.mark.anyio
+async def test_a_run_cancelled_when_leading_stops_is_due_again_when_it_resumes() -> None:
+    world = World(agent("a"))
+    s = world.scheduler
+    started, forever = asyncio.Event(), asyncio.Event()
+
+    async def reconcile(key: tuple[str, str, str], record: Any) -> Outcome:
+        started.set()
+        await forever.wait()
+        return Outcome()
+
+    s.reconciler.agent = reconcile  # type: ignore[method-assign]
+    s.queue.add(("Agent", NAMESPACE, "a"))
+    lead = asyncio.create_task(s.lead())
+    await asyncio.wait_for(started.wait(), 5)
+    lead.cancel()
+    await asyncio.gather(lead, return_exceptions=True)
+    assert s.queue.running() == set()
+    assert s.queue.pop() == ("Agent", NAMESPACE, "a"), "due at once, not only at its next event"
