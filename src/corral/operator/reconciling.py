@@ -334,11 +334,11 @@ class Reconciler:
         if change is not None and not (first and change[0] == "Created"):
             events.append(("Normal", *change))
         transition = statuses.transition_event(previous, status)
-        told = (first and transition is not None and transition[0] == "Normal") or (
-            change is not None and transition is not None and transition[1] == "RollingOut"
-        )
-        if transition is not None and not told:
-            events.append(transition)
+        if transition is not None:
+            told_by_status = first and transition[0] == "Normal"
+            told_by_change = change is not None and transition[1] == "RollingOut"
+            if not (told_by_status or told_by_change):
+                events.append(transition)
         for type_, reason, message in events:
             log.info(
                 "Agent %s/%s: %s: %s", meta.get("namespace"), meta.get("name"), reason, message
