@@ -1,13 +1,14 @@
-"""Kopf index functions, and the observed state built on them: the operator's watch cache. Pure.
+"""Index functions, and the observed state built on them: the operator's watch cache. Pure.
 
-`handlers` registers the functions below with `@kopf.index`; Kopf keeps the resulting indexes
-current from its watch streams, updates an object's entries before any handler sees the event
-that changed them, and starts no handler before every index holds its first listing. Each
-child kind of `kinds.CHILDREN` is kept under its Agent by `watching`'s lean caches instead
-(`child_by_agent`, the same shape), which the scheduler waits for in the same way. So the
-operator reads nothing from the API server: Agents, Personas and Tools by name, Secrets as
-digests of their keys (values go no further than `secret_digests`), and the children.
-Bodies are kept without `managedFields` (`trim`).
+`handlers` registers the functions below with `@kopf.index` for the Personas, Tools, MCPServers
+and Secrets: Kopf keeps those indexes current from its watch streams, updates an object's
+entries before any handler sees the event that changed them, and starts no handler before every
+index holds its first listing. The Agents (`by_name`, `agent_names`) and each child kind of
+`kinds.CHILDREN` (`child_by_agent`) are kept by `watching`'s lean caches instead, in the same
+shapes, which the scheduler waits for in the same way. So the operator reads nothing from the
+API server: Agents, Personas and Tools by name, Secrets as digests of their keys (values go no
+further than `secret_digests`), and the children. Bodies are kept without `managedFields`
+(`trim`).
 `dependents` answers "which Agents must be re-reconciled because this Persona/Tool/Secret/Agent
 changed?"; `Indexes` is also the `resolving.Reader` of the running operator.
 """
@@ -140,10 +141,9 @@ def name_by_namespace(body: Mapping[str, Any]) -> dict[str, str]:
 
 
 def agent_names(body: Mapping[str, Any]) -> dict[str | Key, str]:
-    """Index an Agent's name under its namespace and under everything it references: one Kopf
-    index read as two (`Indexes.agents_by_namespace`, `Indexes.agents_by_reference`; a
-    namespace and a (kind, namespace, name) never collide), so Kopf runs one handler fewer
-    for every Agent event and every Agent listed on a restart."""
+    """Index an Agent's name under its namespace and under everything it references: one index
+    read as two (`Indexes.agents_by_namespace`, `Indexes.agents_by_reference`; a namespace and
+    a (kind, namespace, name) never collide)."""
     namespace, name = identity(body)
     names: dict[str | Key, str] = {namespace: name}
     for key in agent_references(body):
@@ -188,8 +188,6 @@ def used_by(kind: str, namespace: str, name: str, agents_by_reference: Reference
 
 
 INDEXES: tuple[str, ...] = (
-    "agents",
-    "agent_names",
     "secrets",
     *(referenced.index for referenced in REFERENCED),
     *(r.by_reference_index for r in REFERENCED if r.references is not None),
@@ -199,7 +197,8 @@ INDEXES: tuple[str, ...] = (
 
 @dataclasses.dataclass(frozen=True)
 class Indexes:
-    """Kopf's live indexes; also the `resolving.Reader` of the running operator."""
+    """The live watch cache (Kopf's indexes and `watching`'s caches); also the
+    `resolving.Reader` of the running operator."""
 
     agents: BodyIndex
     agents_by_reference: ReferenceIndex
@@ -213,13 +212,19 @@ class Indexes:
     """Child kind -> its cache, keyed by (namespace, Agent name) (`watching`)."""
 
     @classmethod
-    def of(cls, indices: Mapping[str, Any], children: Mapping[str, BodyIndex]) -> Indexes:
+    def of(
+        cls,
+        indices: Mapping[str, Any],
+        agents: BodyIndex,
+        agent_names: Mapping[Any, Collection[str]],
+        children: Mapping[str, BodyIndex],
+    ) -> Indexes:
         """The operator's indexes out of Kopf's handler kwargs (or any mapping of them), with
-        the children's caches."""
+        the Agents' caches (by name, and `agent_names`) and the children's."""
         return cls(
-            agents=indices["agents"],
-            agents_by_reference=indices["agent_names"],
-            agents_by_namespace=indices["agent_names"],
+            agents=agents,
+            agents_by_reference=agent_names,
+            agents_by_namespace=agent_names,
             secrets=indices["secrets"],
             referenced={r.kind: indices[r.index] for r in REFERENCED},
             named_by={r.kind: indices[r.by_reference_index] for r in REFERENCED if r.references},

@@ -1,7 +1,8 @@
 """The scheduler: watch events in, runs out. Owns the work queue and the per-object records.
 
-Does I/O only through the `Reconciler` it runs. Kopf's event handlers (`handlers`) tell it what
-they saw; it decides what became due: an Agent whose spec changed or whose child changed in a
+Does I/O only through the `Reconciler` it runs. Kopf's event handlers (`handlers`) and the
+operator's own watches of the Agents and their children (`watching`) tell it what they saw; it
+decides what became due: an Agent whose spec changed or whose child changed in a
 way the operator did not write itself, the Agents depending on a Persona, Tool, Secret or agent
 Tool's target that changed (their version, not their status), the Personas and Tools whose
 `usedBy` may differ, the MCPServers to discover again (their spec, a Secret of their headers or
@@ -41,8 +42,9 @@ class Scheduler:
     indexes: indexing.Indexes
     discoveries: mcpservers.Discoveries | None = None
     observed: Callable[[], Awaitable[None]] | None = None
-    """Awaited before the first run: returns once the children's caches hold their first
-    listing (`watching`), so no run takes a child not listed yet for a missing one."""
+    """Awaited before the first run: returns once every cache holds its first listing (Kopf's
+    indexes and `watching`'s caches; `starting`), so no run takes an object not listed yet
+    for a missing one."""
     clock: Callable[[], float] = time.monotonic
     records: dict[queueing.Key, queueing.Record] = dataclasses.field(default_factory=dict)
     queue: queueing.Queue = dataclasses.field(init=False)
@@ -52,6 +54,13 @@ class Scheduler:
         self.queue = queueing.Queue(clock=self.clock)
 
     # --- what the watch events say -----------------------------------------------------------
+
+    def seen(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """What the operator's own watches (`watching`) saw: an Agent or one of its children."""
+        if kind == groups.AGENT:
+            self.agent_seen(event_type, body)
+        else:
+            self.child_seen(kind, event_type, body)
 
     def agent_seen(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """An Agent was listed, added, changed or deleted."""

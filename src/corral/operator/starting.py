@@ -1,12 +1,14 @@
 """Start and stop the running operator: Kopf's settings, the watch caches, the scheduler, leading.
 
-Does I/O (connects the API client, starts the children's watches and the scheduler's task).
-Kopf's startup handler (in `handlers`) calls `start` once: it configures Kopf, builds the
-`Scheduler` over Kopf's indexes and the children's caches (`watching`, filled by their own
-watches in every replica), with the MCPServers' `mcpservers.Discoveries`, and puts it into
-Kopf's memo, where every handler finds it; then the scheduler leads (reconciles and discovers)
-at once, or, with `--peering NAME`, whenever this process holds the Lease of that name
-(`electing`). `stop` (Kopf's cleanup) cancels them and closes the client.
+Does I/O (connects the API client, starts the Agents' and children's watches and the
+scheduler's task). Kopf's startup handler (in `handlers`) calls `start` once: it configures
+Kopf, builds the `Scheduler` over Kopf's indexes and the Agents' and children's caches
+(`watching`, filled by their own watches in every replica), with the MCPServers'
+`mcpservers.Discoveries`, and puts it into Kopf's memo, where every handler finds it; then the
+scheduler leads (reconciles and discovers) at once, or, with `--peering NAME`, whenever this
+process holds the Lease of that name (`electing`). Its first run waits for every cache's first
+listing: `watching`'s, and Kopf's, told by the first call of any Kopf handler (`indexed`).
+`stop` (Kopf's cleanup) cancels them and closes the client.
 """
 
 from __future__ import annotations
@@ -70,8 +72,10 @@ async def start(
     configure(kopf_settings, config, exact_namespaces=bool(memo.get("exact")))
     client = await kube.connect(config.request_timeout, config.connect_timeout)
     client.on_write = meters.write
-    caches = watching.caches()
-    indexes = indexing.Indexes.of(indices, caches)
+    caches = watching.Caches()
+    indexes = indexing.Indexes.of(
+        indices, caches.agents.bodies, caches.agents.names, caches.children
+    )
     _gauge_managed(meters, indexes)
     reconciler = Reconciler(client=client, settings=config, metrics=meters, indexes=indexes)
     scheduler = Scheduler(settings=config, reconciler=reconciler, indexes=indexes)
@@ -80,14 +84,20 @@ async def start(
     watches = watching.Watches.build(
         client,
         caches,
-        scheduler.child_seen,
+        scheduler.seen,
         scopes=namespaces if exact else [None],
         accept=namespace_filter(namespaces, exact),
         server_timeout=config.watch_server_timeout,
         client_timeout=config.watch_client_timeout,
     )
     watches.start()
-    scheduler.observed = watches.synced
+    indexed = asyncio.Event()  # set by Kopf's handlers (`handlers._indexed`)
+
+    async def observed() -> None:
+        await watches.synced()
+        await indexed.wait()
+
+    scheduler.observed = observed
     # Discovery writes MCPServer status: it starts and stops with `scheduler.lead`.
     scheduler.discoveries = mcpservers.Discoveries(
         client=client,
@@ -103,6 +113,7 @@ async def start(
         election = electing.Election.of(config, client.api, meters)
         task = asyncio.create_task(election.run(scheduler.lead), name="corral-election")
     memo["scheduler"] = scheduler
+    memo["indexed"] = indexed
     memo["client"] = client
     memo["watches"] = watches
     memo["lead_task"] = task

@@ -1,20 +1,26 @@
-"""The children's watch cache: one lean list+watch per child kind, in place of Kopf's.
+"""The operator's own watch caches: one lean list+watch per kind, in place of Kopf's, for the
+Agents and their children.
 
-Does I/O (lists and watches through `kube.Kube`). `starting` builds one `Cache` per kind of
-`kinds.CHILDREN` (the same shape as a Kopf index: (namespace, Agent) -> bodies, trimmed by
-`indexing.trim`) and one `Watch` per kind and watched namespace (or one cluster-wide), which
-keeps it current and tells `scheduling.Scheduler.child_seen` what changed. Why not Kopf: Kopf
-runs every listed object through its per-object worker and makes each wait until every index
-is filled, which costs seconds per thousand objects on a restart; the children are three
-quarters of what the operator watches and need none of Kopf's handler machinery.
+Does I/O (lists and watches through `kube.Kube`). `starting` builds the `Caches`: an `Agents`
+(the Agents by name, and their names under their namespace and under everything they
+reference, the shapes `indexing.agent_names` gives) and one `Cache` per kind of
+`kinds.CHILDREN` ((namespace, Agent) -> bodies, the shape of a Kopf index), every body trimmed
+by `indexing.trim`; and one `Watch` per kind and watched namespace (or one cluster-wide), which
+keeps its cache current and tells the scheduler what changed (`scheduling.Scheduler.seen`).
+Why not Kopf: Kopf runs every listed object through its per-object worker and, for a kind it
+indexes, makes each wait until every object of every indexed kind is indexed (every waiting
+object woken per object indexed: half a million wake-ups for 1,000 Agents), which costs
+seconds per thousand objects on a restart. The Agents and their children
+are nearly all of what the operator watches and need none of Kopf's handler machinery; Kopf
+keeps the few Personas, Tools, MCPServers and Secrets (`indexing`, `handlers`).
 
-A watch lists its collection page by page (filtered to the operator's own objects by label),
-then watches from the listing's resourceVersion with bookmarks, resumes from the last version
-it saw when the stream ends or breaks (backing off while the API server is unreachable), and
-lists again when that version is too old (410 Gone), telling the scheduler about every object
-that changed or vanished meanwhile. `synced` is set once the first listing is in the cache:
-the scheduler runs nothing before every watch is synced, so no reconcile mistakes a child not
-yet listed for a missing one.
+A watch lists its collection page by page (the children filtered to the operator's own objects
+by label), then watches from the listing's resourceVersion with bookmarks, resumes from the last
+version it saw when the stream ends or breaks (backing off while the API server is
+unreachable), and lists again when that version is too old (410 Gone), telling the scheduler
+about every object that changed or vanished meanwhile. `synced` is set once the first listing is
+in the cache: the scheduler runs nothing before every watch is synced, so no reconcile mistakes
+an Agent or child not yet listed for a missing one.
 """
 
 from __future__ import annotations
@@ -23,15 +29,85 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Collection, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
+from corral.api import groups
 from corral.operator import errors, indexing, kinds, kube, naming
 
 log = logging.getLogger(__name__)
 Seen = Callable[[str, str | None, Mapping[str, Any]], None]
-"""(kind, event type or None for a listing, body): `scheduling.Scheduler.child_seen`."""
+"""(kind, event type or None for a listing, body): `scheduling.Scheduler.seen`."""
 PAGE = 500
 SELECTOR = ",".join(f"{key}={value}" for key, value in naming.MANAGED_SELECTOR.items())
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A collection a watch lists and watches: one kind, the operator's own objects only when
+    `selector` is set."""
+
+    kind: str
+    api_version: str
+    plural: str
+    selector: str | None = None
+
+    @property
+    def url_prefix(self) -> str:
+        return "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+
+    @classmethod
+    def child(cls, child: kinds.ChildKind) -> Source:
+        return cls(child.kind, child.api_version, child.plural, SELECTOR)
+
+
+AGENTS = Source(groups.AGENT, groups.API_VERSION, groups.PLURALS[groups.AGENT])
+
+
+class Store(Protocol):
+    """What a `Watch` keeps current: a cache of one kind's objects by (namespace, name)."""
+
+    def put(self, body: Mapping[str, Any]) -> None: ...
+
+    def drop(self, namespace: str, name: str) -> None: ...
+
+    def get_object(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+    def objects(self, namespace: str | None) -> list[indexing.Name]: ...
+
+
+class Agents:
+    """The Agents: `bodies` by (namespace, name) (an `indexing.BodyIndex`) and `names`, each
+    Agent's name under its namespace and under everything it references (`indexing.agent_names`,
+    read as `Indexes.agents_by_namespace` and `agents_by_reference`). Written only by its
+    `Watch`s."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[indexing.Name, tuple[dict[str, Any]]] = {}
+        self.names: dict[str | indexing.Key, set[str]] = {}
+        self._keys: dict[indexing.Name, list[str | indexing.Key]] = {}
+
+    def put(self, body: Mapping[str, Any]) -> None:
+        namespace, name = indexing.identity(body)
+        self.drop(namespace, name)
+        self.bodies[(namespace, name)] = (indexing.trim(body),)
+        keys = self._keys[(namespace, name)] = list(indexing.agent_names(body))
+        for key in keys:
+            self.names.setdefault(key, set()).add(name)
+
+    def drop(self, namespace: str, name: str) -> None:
+        self.bodies.pop((namespace, name), None)
+        for key in self._keys.pop((namespace, name), ()):
+            held = self.names[key]
+            held.discard(name)
+            if not held:
+                del self.names[key]
+
+    def get_object(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        held = self.bodies.get((namespace, name))
+        return None if held is None else held[0]
+
+    def objects(self, namespace: str | None) -> list[indexing.Name]:
+        return [key for key in self.bodies if namespace is None or key[0] == namespace]
 
 
 class Cache(Mapping[indexing.Name, Collection[Mapping[str, Any]]]):
@@ -77,13 +153,13 @@ class Cache(Mapping[indexing.Name, Collection[Mapping[str, Any]]]):
 
 @dataclasses.dataclass
 class Watch:
-    """Keeps `cache` current with the `kind` objects of one namespace (None: every namespace,
-    those `accept` refuses left out)."""
+    """Keeps `cache` current with the objects of `source` in one namespace (None: every
+    namespace, those `accept` refuses left out)."""
 
     client: kube.Kube
-    kind: kinds.ChildKind
+    source: Source
     namespace: str | None
-    cache: Cache
+    cache: Store
     seen: Seen
     server_timeout: int
     client_timeout: float
@@ -98,7 +174,7 @@ class Watch:
     @property
     def url(self) -> str:
         where = "" if self.namespace is None else f"/namespaces/{self.namespace}"
-        return f"{self.kind.url_prefix}{where}/{self.kind.plural}"
+        return f"{self.source.url_prefix}{where}/{self.source.plural}"
 
     async def run(self) -> None:
         """List, then watch, until cancelled."""
@@ -129,11 +205,11 @@ class Watch:
         be; on the first listing each is told as listed (event type None)."""
         first = not self.synced.is_set()
         listed: set[indexing.Name] = set()
-        query = {"labelSelector": SELECTOR, "limit": str(PAGE)}
+        query = {**self._selected, "limit": str(PAGE)}
         while True:
             page = await self.client.list_page(self.url, query)
             for item in page.get("items") or []:
-                body = {"apiVersion": self.kind.api_version, "kind": self.kind.kind, **item}
+                body = {"apiVersion": self.source.api_version, "kind": self.source.kind, **item}
                 if not self.accept(indexing.identity(body)[0]):
                     continue
                 listed.add(indexing.identity(body))
@@ -146,14 +222,18 @@ class Watch:
         for namespace, name in self.cache.objects(self.namespace):
             if (namespace, name) not in listed and (gone := self.cache.get_object(namespace, name)):
                 self.cache.drop(namespace, name)
-                self.seen(self.kind.kind, "DELETED", gone)
+                self.seen(self.source.kind, "DELETED", gone)
         return version
+
+    @property
+    def _selected(self) -> dict[str, str]:
+        return {} if self.source.selector is None else {"labelSelector": self.source.selector}
 
     async def _watch(self) -> None:
         """Apply the watch's events from `version` until the server ends the stream, keeping
         `version` at the last one seen (where a broken stream resumes)."""
         query = {
-            "labelSelector": SELECTOR,
+            **self._selected,
             "resourceVersion": str(self.version),
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(self.server_timeout),
@@ -168,12 +248,12 @@ class Watch:
                 self.version = str(seen_version)
 
     def _apply(self, event_type: str, body: Mapping[str, Any]) -> None:
-        body = {"apiVersion": self.kind.api_version, "kind": self.kind.kind, **body}
+        body = {"apiVersion": self.source.api_version, "kind": self.source.kind, **body}
         if not self.accept(indexing.identity(body)[0]):
             return
         if event_type == "DELETED":
             self.cache.drop(*indexing.identity(body))
-            self.seen(self.kind.kind, event_type, body)
+            self.seen(self.source.kind, event_type, body)
         else:
             self._put(event_type, body)
 
@@ -184,12 +264,22 @@ class Watch:
         if cached is not None and (cached.get("metadata") or {}).get("resourceVersion") == version:
             return  # relisted unchanged
         self.cache.put(body)
-        self.seen(self.kind.kind, event_type, body)
+        self.seen(self.source.kind, event_type, body)
 
 
-def caches() -> dict[str, Cache]:
-    """An empty cache per child kind."""
-    return {child.kind: Cache() for child in kinds.CHILDREN}
+@dataclasses.dataclass
+class Caches:
+    """The Agents' cache and one cache per child kind, empty until their watches fill them."""
+
+    agents: Agents = dataclasses.field(default_factory=Agents)
+    children: dict[str, Cache] = dataclasses.field(
+        default_factory=lambda: {child.kind: Cache() for child in kinds.CHILDREN}
+    )
+
+    def sources(self) -> list[tuple[Source, Store]]:
+        """Each watched collection with the cache it fills."""
+        children = [(Source.child(child), self.children[child.kind]) for child in kinds.CHILDREN]
+        return [(AGENTS, self.agents), *children]
 
 
 @dataclasses.dataclass
@@ -203,35 +293,35 @@ class Watches:
     def build(
         cls,
         client: kube.Kube,
-        filled: Mapping[str, Cache],
+        caches: Caches,
         seen: Seen,
         scopes: Collection[str | None],
         accept: Callable[[str], bool],
         server_timeout: int,
         client_timeout: float,
     ) -> Watches:
-        """A watch per child kind and scope: a namespace, or None for all of them (those
+        """A watch per watched kind and scope: a namespace, or None for all of them (those
         `accept` refuses left out)."""
         return cls(
             [
                 Watch(
                     client=client,
-                    kind=child,
+                    source=source,
                     namespace=scope,
-                    cache=filled[child.kind],
+                    cache=cache,
                     seen=seen,
                     server_timeout=server_timeout,
                     client_timeout=client_timeout,
                     accept=accept,
                 )
-                for child in kinds.CHILDREN
+                for source, cache in caches.sources()
                 for scope in scopes
             ]
         )
 
     def start(self) -> None:
         for watch in self.watches:
-            name = f"corral-watch-{watch.kind.plural}-{watch.namespace or 'all'}"
+            name = f"corral-watch-{watch.source.plural}-{watch.namespace or 'all'}"
             self.tasks.append(asyncio.create_task(watch.run(), name=name))
 
     async def synced(self) -> None:

@@ -103,6 +103,30 @@ def test_an_operator_scoped_to_one_namespace_reconciles_only_that_namespace(
     assert operator.metric("corral_operator_managed_objects", kind="Agent") == 1
 
 
+def persona_ready(kube: Cluster, ns: str) -> bool:
+    body = kube.get("corral.dev/v1alpha1", "Persona", ns, "support-tone") or {}
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def test_an_operator_reconciles_a_namespace_without_agents_and_one_that_starts_empty(
+    kube: Cluster, operator_factory: OperatorFactory, own_namespaces: Callable[[], str]
+) -> None:
+    # The first run waits until Kopf's indexes hold their first listing, which Kopf tells only
+    # by calling a handler: a Persona's when there is no Agent, an Agent's when the namespace
+    # started empty (Kopf then calls none until something is created).
+    lone, empty = own_namespaces(), own_namespaces()
+    kube.apply(lone, persona())
+    first = operator_factory([lone])
+    wait_for("the Persona no Agent uses is Ready", lambda: persona_ready(kube, lone), 60)
+    assert first.metric("corral_operator_reconciles_total", kind="Persona") >= 1
+
+    second = operator_factory([empty])
+    time.sleep(2)  # the operator is up, its watches listed nothing
+    kube.apply(empty, agent("support"))
+    wait_ready(kube, second, empty, "support")
+
+
 def restart_apiserver(handle: handles.Cluster) -> None:
     """Stop the shared kube-apiserver and start it again, waiting until it is ready.
 

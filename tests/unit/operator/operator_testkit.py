@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from corral.api import groups
-from corral.operator import errors, hashing, indexing, kinds, kube, naming, settings
+from corral.operator import errors, hashing, indexing, kinds, kube, naming, settings, watching
 
 NAMESPACE = "shop"
 _uids = itertools.count(1)
@@ -228,12 +228,9 @@ class FakeKube:
 
 def cache(api: FakeKube) -> indexing.Indexes:
     """The watch cache over the in-memory API: Kopf's indexes are the index functions applied
-    to every object (plain data; nothing of Kopf is simulated)."""
+    to every object (plain data; nothing of Kopf is simulated); the Agents are in the operator's
+    own cache (`watching.Agents`)."""
     functions: dict[str, list[tuple[str, Callable[[dict[str, Any]], dict[Any, Any]]]]] = {
-        "Agent": [
-            ("agents", indexing.by_name),
-            ("agent_names", indexing.agent_names),
-        ],
         **{
             r.kind: [
                 (r.index, indexing.by_name),
@@ -251,11 +248,15 @@ def cache(api: FakeKube) -> indexing.Indexes:
     maps: dict[str, dict[Any, list[Any]]] = {
         name: {} for name in (*indexing.INDEXES, *(child.kind for child in kinds.CHILDREN))
     }
+    agents = watching.Agents()
     for obj in api.objects.values():
+        if obj["kind"] == "Agent":
+            agents.put(obj)
         for index, function in functions.get(obj["kind"], []):
             for key, value in function(obj).items():
                 maps[index].setdefault(key, []).append(value)
-    return indexing.Indexes.of(maps, {child.kind: maps[child.kind] for child in kinds.CHILDREN})
+    children = {child.kind: maps[child.kind] for child in kinds.CHILDREN}
+    return indexing.Indexes.of(maps, agents.bodies, agents.names, children)
 
 
 def observed(api: FakeKube, agent: str = "support") -> dict[str, dict[str, Any] | None]:

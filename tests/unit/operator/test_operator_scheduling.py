@@ -58,19 +58,18 @@ class World:
         self.drain()
 
     def event(self, event_type: str | None, obj: dict[str, Any]) -> None:
-        """Deliver a watch event the way Kopf does: indexes first, then the handler."""
+        """Deliver a watch event the way Kopf and `watching` do: the cache first, then the
+        scheduler."""
         self.scheduler.indexes = cache(self.api)
         kind, s = obj["kind"], self.scheduler
-        if kind == "Agent":
-            s.agent_seen(event_type, obj)
-        elif kind in ("Persona", "Tool", "MCPServer"):
+        if kind in ("Persona", "Tool", "MCPServer"):
             s.referenced_seen(kind, event_type, obj)
         elif kind == "Secret":
             name = obj["metadata"]["name"]
             digest = hashing.secret_data_digest(NAMESPACE, name, obj.get("data"))
             s.secret_seen(event_type, NAMESPACE, name, digest)
         else:
-            s.child_seen(kind, event_type, obj)
+            s.seen(kind, event_type, obj)
 
     def change(self, obj: dict[str, Any], spec: bool = True) -> None:
         """Someone else modifies `obj` (a new generation when `spec`)."""
@@ -346,3 +345,32 @@ async def test_a_run_cancelled_when_leading_stops_is_due_again_when_it_resumes()
     await asyncio.gather(lead, return_exceptions=True)
     assert s.queue.running() == set()
     assert s.queue.pop() == ("Agent", NAMESPACE, "a"), "due at once, not only at its next event"
+
+
+@pytest.mark.anyio
+async def test_nothing_runs_before_every_cache_holds_its_first_listing() -> None:
+    world = World(agent("a"))
+    s = world.scheduler
+    listed, done = asyncio.Event(), asyncio.Event()
+    ran: list[str] = []
+
+    async def observed() -> None:
+        await listed.wait()
+
+    async def reconcile(key: tuple[str, str, str], record: Any) -> Outcome:
+        ran.append(key[2])
+        done.set()
+        return Outcome()
+
+    s.observed = observed
+    s.reconciler.agent = reconcile  # type: ignore[method-assign]
+    s.queue.add(("Agent", NAMESPACE, "a"))
+    lead = asyncio.create_task(s.lead())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert ran == [], "an Agent's Persona may not be listed yet: it would be taken for missing"
+    listed.set()
+    await asyncio.wait_for(done.wait(), 5)
+    lead.cancel()
+    await asyncio.gather(lead, return_exceptions=True)
+    assert ran == ["a"]

@@ -1,5 +1,5 @@
-"""The children's watch cache (`watching`) against a scripted API: listing page by page,
-watching from the listing's version, resuming, listing again after 410 Gone (telling what
+"""The Agents' and children's watch caches (`watching`) against a scripted API: listing page by
+page, watching from the listing's version, resuming, listing again after 410 Gone (telling what
 changed or vanished meanwhile), and keeping only the namespaces the operator watches. No
 wall-clock waits: a scripted API that has nothing more to say blocks, and the test stops the
 watch once it does."""
@@ -72,10 +72,22 @@ async def watched(
 ) -> tuple[watching.Cache, list[tuple[str | None, str]]]:
     """Run one Deployment watch until the script is spent; the cache and what it told."""
     cache = watching.Cache()
+    told = await run_watch(api, watching.Source.child(DEPLOYMENTS), cache, namespace, **kw)
+    return cache, told
+
+
+async def run_watch(
+    api: ScriptedApi,
+    source: watching.Source,
+    cache: watching.Store,
+    namespace: str | None = "shop",
+    **kw: Any,
+) -> list[tuple[str | None, str]]:
+    """Run one watch until the script is spent; what it told."""
     told: list[tuple[str | None, str]] = []
     watch = watching.Watch(
         client=api,  # type: ignore[arg-type]
-        kind=DEPLOYMENTS,
+        source=source,
         namespace=namespace,
         cache=cache,
         seen=lambda kind, event_type, body: told.append((event_type, body["metadata"]["name"])),
@@ -88,7 +100,7 @@ async def watched(
     assert watch.synced.is_set()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    return cache, told
+    return told
 
 
 def names(cache: watching.Cache) -> dict[tuple[str, str], list[str]]:
@@ -171,8 +183,47 @@ def test_a_child_relabelled_to_another_agent_moves_in_the_cache() -> None:
     assert len(cache) == 0
 
 
+def agent(name: str, version: int, persona: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"model": {"provider": "openai", "name": "gpt-4o"}}
+    if persona is not None:
+        spec["personaRef"] = {"name": persona}
+    meta = {"name": name, "namespace": "shop", "resourceVersion": str(version)}
+    return {"metadata": {**meta, "managedFields": [{"manager": "kubectl"}]}, "spec": spec}
+
+
+@pytest.mark.anyio
+async def test_the_agents_watch_keeps_them_by_name_and_their_names_by_what_they_use() -> None:
+    api = ScriptedApi(
+        listings=[[[agent("a", 1, persona="tone"), agent("b", 2)]]],
+        streams=[
+            [
+                {"type": "MODIFIED", "object": agent("b", 3, persona="tone")},
+                {"type": "MODIFIED", "object": agent("a", 4, persona="other")},
+                {"type": "DELETED", "object": agent("b", 5, persona="tone")},
+            ]
+        ],
+    )
+    agents = watching.Agents()
+    told = await run_watch(api, watching.AGENTS, agents)
+    assert told == [
+        (None, "a"),
+        (None, "b"),
+        ("MODIFIED", "b"),
+        ("MODIFIED", "a"),
+        ("DELETED", "b"),
+    ]
+    assert list(agents.bodies) == [("shop", "a")]
+    body = agents.bodies[("shop", "a")][0]
+    assert (body["apiVersion"], body["kind"]) == ("corral.dev/v1alpha1", "Agent")
+    assert "managedFields" not in body["metadata"]
+    assert agents.names == {"shop": {"a"}, ("Persona", "shop", "other"): {"a"}}
+    assert all("labelSelector" not in query for query in (*api.lists, *api.watches)), (
+        "every Agent, not only labelled ones"
+    )
+
+
 def test_the_watch_urls_are_per_namespace_or_cluster_wide() -> None:
-    caches = watching.caches()
+    caches = watching.Caches()
     built = watching.Watches.build(
         kube.Kube(api=None, request_timeout=1, connect_timeout=1),  # type: ignore[arg-type]
         caches,
@@ -185,5 +236,6 @@ def test_the_watch_urls_are_per_namespace_or_cluster_wide() -> None:
     urls = {watch.url for watch in built.watches}
     assert "/apis/apps/v1/namespaces/a/deployments" in urls
     assert "/api/v1/namespaces/b/configmaps" in urls
-    assert len(urls) == 2 * len(kinds.CHILDREN)
-    assert set(caches) == {child.kind for child in kinds.CHILDREN}
+    assert "/apis/corral.dev/v1alpha1/namespaces/a/agents" in urls
+    assert len(urls) == 2 * (1 + len(kinds.CHILDREN))
+    assert set(caches.children) == {child.kind for child in kinds.CHILDREN}
