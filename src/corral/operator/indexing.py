@@ -3,7 +3,7 @@
 `handlers` registers the functions below with `@kopf.index` for the Personas, Tools, MCPServers
 and Secrets: Kopf keeps those indexes current from its watch streams, updates an object's
 entries before any handler sees the event that changed them, and starts no handler before every
-index holds its first listing. The Agents (`by_name`, `agent_names`) and each child kind of
+index holds its first listing. The Agents (by name, and `agent_names`) and each child kind of
 `kinds.CHILDREN` (`child_by_agent`) are kept by `watching`'s lean caches instead, in the same
 shapes, which the scheduler waits for in the same way. So the operator reads nothing from the
 API server: Agents, Personas and Tools by name, Secrets as digests of their keys (values go no
@@ -152,7 +152,7 @@ def agent_names(body: Mapping[str, Any]) -> dict[str | Key, str]:
 
 
 def by_name(body: Mapping[str, Any]) -> dict[Name, dict[str, Any]]:
-    """Index an Agent, Persona or Tool under (namespace, name)."""
+    """Index a Persona, Tool or MCPServer under (namespace, name)."""
     return {identity(body): trim(body)}
 
 
