@@ -134,12 +134,6 @@ def mcp_server_references(body: Mapping[str, Any]) -> dict[Key, str]:
     return named_by(BY_REFERENCED[groups.MCPSERVER], body)
 
 
-def name_by_namespace(body: Mapping[str, Any]) -> dict[str, str]:
-    """Index an object's name under its namespace."""
-    namespace, name = identity(body)
-    return {namespace: name}
-
-
 def agent_names(body: Mapping[str, Any]) -> dict[str | Key, str]:
     """Index an Agent's name under its namespace and under everything it references: one index
     read as two (`Indexes.agents_by_namespace`, `Indexes.agents_by_reference`; a namespace and

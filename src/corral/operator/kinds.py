@@ -34,7 +34,12 @@ class ChildKind:
 
     @property
     def url_prefix(self) -> str:
-        return "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        return url_prefix(self.api_version)
+
+
+def url_prefix(api_version: str) -> str:
+    """Where the API serves an apiVersion's kinds: /api/v1 for the core group, else /apis/..."""
+    return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
 
 
 CHILDREN: Final = (

@@ -10,9 +10,9 @@ keeps its cache current and tells the scheduler what changed (`scheduling.Schedu
 Why not Kopf: Kopf runs every listed object through its per-object worker and, for a kind it
 indexes, makes each wait until every object of every indexed kind is indexed (every waiting
 object woken per object indexed: half a million wake-ups for 1,000 Agents), which costs
-seconds per thousand objects on a restart. The Agents and their children
-are nearly all of what the operator watches and need none of Kopf's handler machinery; Kopf
-keeps the few Personas, Tools, MCPServers and Secrets (`indexing`, `handlers`).
+seconds per thousand objects on a restart. The Agents and their children are nearly all of
+what the operator watches and need none of Kopf's handler machinery; Kopf keeps the few
+Personas, Tools, MCPServers and Secrets (`indexing`, `handlers`).
 
 A watch lists its collection page by page (the children filtered to the operator's own objects
 by label), then watches from the listing's resourceVersion with bookmarks, resumes from the last
@@ -53,7 +53,7 @@ class Source:
 
     @property
     def url_prefix(self) -> str:
-        return "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        return kinds.url_prefix(self.api_version)
 
     @classmethod
     def child(cls, child: kinds.ChildKind) -> Source:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from operator_testkit import FakeReader, agent, agent_tool, http_tool, persona
 
-from corral.operator import errors, indexing, referenced, resolving
+from corral.operator import errors, indexing, referenced, resolving, watching
 
 KEYED = {"apiKeySecretRef": {"name": "openai", "key": "api-key"}}
 
@@ -195,12 +195,15 @@ def secret_body(name: str, **data: str) -> dict[str, Any]:
 
 
 def indexes_of(reader: FakeReader, secrets: list[dict[str, Any]]) -> indexing.Indexes:
-    """The indexes Kopf would build from the reader's objects."""
-    agents = list(reader.agents.values())
+    """The watch cache over the reader's objects: the index functions Kopf applies, and the
+    Agents in the operator's own cache (`watching.Agents`)."""
+    agents = watching.Agents()
+    for body in reader.agents.values():
+        agents.put(body)
     return indexing.Indexes(
-        agents=index(agents, indexing.by_name),
-        agents_by_reference=index(agents, indexing.agent_references),
-        agents_by_namespace=index(agents, indexing.name_by_namespace),
+        agents=agents.bodies,
+        agents_by_reference=agents.names,
+        agents_by_namespace=agents.names,
         secrets=index(secrets, indexing.secret_digests),
         referenced={
             "Persona": index(list(reader.personas.values()), indexing.by_name),
