@@ -22,11 +22,17 @@ from runtime_harness import AGENT, Running, agent_config, sample
 
 import redisserver
 from corral.api.runtimeconfig import RuntimeConfig
+from corral.runtime.settings import Settings
 from fakes import scripts
 from fakes.openai_server import FakeOpenAI
 
 PASSWORD_ENV = "CORRAL_STATE_STORE_PASSWORD"
 USER = [{"role": "user", "content": "hi"}]
+IN_PROCESS = Settings(state_store_timeout_seconds=5)
+"""For the replicas served in this process under many concurrent clients: they share its GIL
+with those clients, so on a loaded machine an event loop can wait longer than the default
+0.5 s for its turn, and its store round trip counts as the store being unreachable (a 503:
+this harness, not the store). What an unreachable store does is proved with a stopped one."""
 
 
 def shared_config(
@@ -104,7 +110,10 @@ def test_64_clients_over_3_replicas_get_exactly_the_limit_in_every_window(
     limit = 120
     clock = Clock("2026-03-01T12:00:00+00:00")
     config = shared_config(upstream.base_url, redis_server, rateLimit={"requestsPerMinute": limit})
-    apps = [serve(config, env=store_env(redis_server), wall_clock=clock) for _ in range(3)]
+    apps = [
+        serve(config, env=store_env(redis_server), settings=IN_PROCESS, wall_clock=clock)
+        for _ in range(3)
+    ]
 
     async def window() -> int:
         clients = [apps[i % 3].async_client() for i in range(64)]
@@ -191,7 +200,10 @@ def test_a_burst_over_3_replicas_admits_exactly_the_limit(
 ) -> None:
     clock = Clock("2026-03-01T12:00:00+00:00")  # frozen: nothing refills during the burst
     config = shared_config(upstream.base_url, redis_server, rateLimit={"requestsPerMinute": 10})
-    apps = [serve(config, env=store_env(redis_server), wall_clock=clock) for _ in range(3)]
+    apps = [
+        serve(config, env=store_env(redis_server), settings=IN_PROCESS, wall_clock=clock)
+        for _ in range(3)
+    ]
 
     async def burst() -> list[BaseException | object]:
         clients = [app.async_client() for app in apps]
